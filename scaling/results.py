@@ -1,0 +1,206 @@
+"""The on-disk run record: one directory per run, written so nothing is half-written.
+
+See ``docs/run-record.md`` for the format. Everything here is plain Python (no torch),
+so the record can be read and written by any process, including the launcher that
+decides which runs of a sweep still need training.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+
+STATUSES = ("running", "interrupted", "completed", "diverged", "failed")
+DONE = ("completed", "diverged")  # finished for good: relaunching does not retrain these
+
+# Config keys that say where or how a run is launched or logged, not what it computes:
+# two launches that differ only in these are the same run and share one directory.
+NON_IDENTITY_KEYS = (
+    "hydra",
+    "results_dir",
+    "data.cache_dir",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.keep_checkpoint",
+    "train.threads",
+)
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """Short, stable hash of a resolved config, without launcher and output fields.
+
+    Parameters
+    ----------
+    config : Mapping
+        The fully resolved run config (plain containers, e.g. from ``OmegaConf.to_container``).
+
+    Returns
+    -------
+    str
+        Twelve hex digits of the SHA-256 of the canonical JSON of the config.
+    """
+    identity = _without(config, NON_IDENTITY_KEYS)
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _without(config: Mapping[str, Any], dotted: tuple[str, ...], prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        key = prefix + str(k)
+        if key in dotted:
+            continue
+        out[k] = _without(v, dotted, key + ".") if isinstance(v, Mapping) else v
+    return out
+
+
+def run_dir(results_dir: str | os.PathLike, sweep: str, rid: str) -> Path:
+    """Where the record of run ``rid`` of ``sweep`` lives."""
+    return Path(results_dir) / sweep / rid
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``.
+
+    A reader sees either the old file or the new one, never a half-written one, even if
+    the process is killed mid-write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Mapping[str, Any]) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(x: Any) -> Any:
+    # numpy scalars and paths end up in summaries; JSON has no type for either
+    if hasattr(x, "item"):
+        return x.item()
+    return str(x)
+
+
+def read_summary(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's ``summary.json``, or None when there is none yet.
+
+    Raises
+    ------
+    ValueError
+        When the file exists but is not valid JSON (names the file).
+    """
+    path = Path(directory) / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
+            "delete the file to retrain this run from its checkpoint"
+        ) from e
+
+
+def write_summary(directory: str | os.PathLike, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Atomically rewrite ``summary.json`` with ``schema`` and ``updated_at`` filled in."""
+    if summary.get("status") not in STATUSES:
+        raise ValueError(f"summary status must be one of {STATUSES}, got {summary.get('status')!r}")
+    out = {"schema": SCHEMA, **summary}
+    out["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(Path(directory) / "summary.json", out)
+    return out
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl``: one JSON object per evaluation, flushed at once.
+
+    On resume the file is cut back to the length it had when the checkpoint was taken,
+    so lines written after the checkpoint (and lost with the process) are not repeated.
+    """
+
+    def __init__(self, path: str | os.PathLike, truncate_to: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if truncate_to is not None and self.path.exists():
+            with open(self.path, "r+b") as f:
+                f.truncate(truncate_to)
+        elif truncate_to is None and self.path.exists():
+            self.path.unlink()  # a fresh start: no lines from an earlier attempt
+        self._f = open(self.path, "ab")
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self._f.write((json.dumps(row, default=_jsonable) + "\n").encode())
+        self._f.flush()
+
+    def tell(self) -> int:
+        """Bytes written so far: stored in checkpoints to cut the file back on resume."""
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_metrics(directory: str | os.PathLike) -> list[dict[str, Any]]:
+    """All rows of a run's ``metrics.jsonl`` (empty when there is none)."""
+    path = Path(directory) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {i}: not valid JSON ({e.msg})") from e
+    return rows
+
+
+def iter_runs(sweep_dir: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """Each run directory of a sweep with its summary (None when it has none), by run id."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        return
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (d / "config.yaml").exists() or (d / "summary.json").exists():
+            yield d, read_summary(d)
+
+
+def git_sha(path: str | os.PathLike | None = None) -> str | None:
+    """The git commit of the project checkout, with ``-dirty`` when it has local changes."""
+    here = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
