@@ -1,0 +1,392 @@
+"""Loading run records and imported logs into the canonical DataFrame."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_fixtures import LADDER, write_run, write_sweep
+
+from analysis.io import (
+    DataError,
+    DataWarning,
+    OptionalDependencyError,
+    load,
+    load_curves,
+    load_runs,
+    load_table,
+    load_tensorboard,
+    load_trainer_state,
+    require,
+)
+
+
+def read_summaries(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
+
+
+# --------------------------------------------------------------------------------------
+# Our run records
+
+
+def test_runs_one_row_per_completed_run_and_diverged_named_in_warning(tmp_path):
+    sweep = write_sweep(tmp_path, diverged=True)
+    with pytest.warns(DataWarning, match="divergedrun1.*diverged"):
+        df = load_runs(sweep)
+    summaries = read_summaries(sweep)
+    assert len(df) == len(LADDER)
+    assert "divergedrun1" not in set(df["run"])
+    assert list(df.columns[:5]) == ["run", "params", "tokens", "flops", "loss"]
+    for row in df.itertuples():
+        s = summaries[row.run]
+        assert row.params == s["params_nonembed"]
+        assert row.loss == s["final_val_loss"]
+        assert row.flops == s["flops"]
+        assert (row.params_matmul, row.params_total) == (s["params_matmul"], s["params_total"])
+    assert df.attrs["excluded"][0]["run"] == "divergedrun1"
+    assert set(df["sweep"]) == {"demo"}
+
+
+@pytest.mark.parametrize("convention", ["matmul", "total"])
+def test_params_convention_picks_the_column(tmp_path, convention):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:3])
+    df = load_runs(sweep, params=convention)
+    assert (df["params"] == df[f"params_{convention}"]).all()
+    assert (df["params"] > df["params_nonembed"]).all()
+
+
+def test_unknown_convention_is_an_error(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    with pytest.raises(DataError, match="embedding"):
+        load_runs(sweep, params="embedding")
+
+
+def test_running_and_failed_runs_are_left_out(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    write_run(sweep, "stillgoing01", n_layers=2, d_model=64, tokens=1e6, status="running")
+    write_run(sweep, "crashed00001", n_layers=2, d_model=64, tokens=1e6, status="failed")
+    with pytest.warns(DataWarning) as record:
+        df = load_runs(sweep)
+    message = str(record[0].message)
+    assert "stillgoing01 (running)" in message and "crashed00001 (failed)" in message
+    assert len(df) == 2
+
+
+def test_results_dir_of_several_sweeps_and_single_run_dir(tmp_path):
+    write_sweep(tmp_path, "a", ladder=LADDER[:2])
+    b = write_sweep(tmp_path, "b", ladder=LADDER[:3])
+    df = load_runs(tmp_path)
+    assert df.groupby("sweep").size().to_dict() == {"a": 2, "b": 3}
+    one = load_runs(next(b.iterdir()))
+    assert len(one) == 1
+
+
+def test_loss_and_flops_columns_can_be_remapped(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:3])
+    df = load_runs(sweep, loss_col="best_val_loss", flops_col="flops_6nd")
+    assert (df["loss"] == df["best_val_loss"]).all()
+    assert np.allclose(df["flops"], 6 * df["params_nonembed"] * df["tokens"])
+    assert (df["flops_original"] > df["flops"]).all()  # the analytic count includes more
+
+
+def test_curves_long_form_from_metrics(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:3], diverged=True)
+    with pytest.warns(DataWarning, match="divergedrun1"):
+        curves = load_curves(sweep)
+    expected = {}
+    for run_dir in sweep.iterdir():
+        if run_dir.name == "divergedrun1":
+            continue
+        expected[run_dir.name] = [json.loads(x) for x in open(run_dir / "metrics.jsonl")]
+    assert sorted(curves["run"].unique()) == sorted(expected)
+    assert len(curves) == sum(len(v) for v in expected.values())
+    for run, lines in expected.items():
+        mine = curves[curves["run"] == run]
+        assert list(mine["step"]) == [x["step"] for x in lines]
+        assert list(mine["loss"]) == [x["val_loss"] for x in lines]
+        assert list(mine["train_loss"]) == [x["train_loss"] for x in lines]
+        assert mine["params"].nunique() == 1
+
+
+def test_mixed_corpora_warn(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    first = next(sweep.glob("*/summary.json"))
+    record = json.loads(first.read_text())
+    record["corpus"]["fingerprint"] = "other"
+    first.write_text(json.dumps(record))
+    with pytest.warns(DataWarning, match="2 different corpora"):
+        load_runs(sweep)
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+
+
+def test_csv_with_mapping_derives_tokens(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("name,N,C,L\nx,1e6,6e12,3.5\ny,2e6,4.8e13,3.1\n")
+    df = load_table(path, params_col="N", flops_col="C", loss_col="L", run_col="name")
+    assert list(df["run"]) == ["x", "y"]
+    assert list(df["params"]) == [1e6, 2e6]
+    assert np.allclose(df["tokens"], [6e12 / (6 * 1e6), 4.8e13 / (6 * 2e6)])
+    assert list(df["loss"]) == [3.5, 3.1]
+    assert "N" in df.columns  # the source's own columns stay
+
+
+def test_tsv_derives_flops_and_names_rows(tmp_path):
+    path = tmp_path / "runs.tsv"
+    path.write_text("params\ttokens\tloss\n1000\t20000\t4.0\n2000\t40000\t3.5\n")
+    df = load(path)
+    assert np.allclose(df["flops"], [6 * 1000 * 20000, 6 * 2000 * 40000])
+    assert list(df["run"]) == ["runs:2", "runs:3"]  # file stem and line
+
+
+def test_jsonl_with_mapping(tmp_path):
+    path = tmp_path / "log.jsonl"
+    rows = [
+        {"model": "s", "n": 1e7, "d": 2e8, "eval": 3.0},
+        {"model": "m", "n": 3e7, "d": 6e8, "eval": 2.7},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    df = load(path, params_col="n", tokens_col="d", loss_col="eval", run_col="model")
+    assert list(df["run"]) == ["s", "m"]
+    assert np.allclose(df["flops"], [6 * 1e7 * 2e8, 6 * 3e7 * 6e8])
+
+
+def test_missing_mapped_column_names_it(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,L\n1,2\n")
+    with pytest.raises(DataError, match=r"'Model Size'.*columns: N, L"):
+        load_table(path, params_col="Model Size")
+
+
+def test_exact_duplicates_dropped_with_warning(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss\n1,2,3\n4,5,6\n1,2,3\n1,2,3.5\n")
+    with pytest.warns(DataWarning, match=r"dropped 1 exact duplicate row.*line 4"):
+        df = load_table(path)
+    assert len(df) == 3
+
+
+def test_where_filters_after_loading(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("Model Size,Training FLOP,loss\n1e6,1e13,3.5\n2e6,1e13,3.3\n4e6,1e13,3.6\n")
+    df = load(path, params_col="Model Size", flops_col="Training FLOP", where="loss < 3.55")
+    assert sorted(df["loss"]) == [3.3, 3.5]
+    df = load(
+        path,
+        params_col="Model Size",
+        flops_col="Training FLOP",
+        where="`Model Size` > 1.5e6 and tokens > 0",
+    )
+    assert list(df["params"]) == [2e6, 4e6]
+
+
+def test_bad_where_names_expression_and_columns(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss\n1,2,3\n")
+    with pytest.raises(DataError, match=r"'lss < 3'.*Available columns: run, params"):
+        load(path, where="lss < 3")
+    with pytest.raises(DataError, match="left no rows"):
+        load(path, where="loss > 10")
+
+
+def test_malformed_csv_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("params,tokens,loss\n1,2,3\n4,5,6\n7,8,9,10\n")
+    with pytest.raises(DataError, match=r"bad\.csv.*line 4"):
+        load(path)
+
+
+def test_non_numeric_cell_names_line_and_column(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("params,tokens,loss\n1,2,3\n4,5,oops\n")
+    with pytest.raises(
+        DataError, match=r"bad\.csv, line 3: column 'loss' is 'oops'; expected a number"
+    ):
+        load(path)
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"params": 1, "tokens": 2, "loss": 3}\n{"params": 2, tokens: 3}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl, line 2: invalid JSON"):
+        load(path)
+    path.write_text('{"params": 1, "tokens": 2, "loss": 3}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"line 2: expected a JSON object, got list"):
+        load(path)
+
+
+def test_malformed_summary_names_file_and_line(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    summary = next(sweep.glob("*/summary.json"))
+    summary.write_text('{"run_id": "abc",\n "status": "completed",\n "tokens": }')
+    with pytest.raises(DataError, match=rf"{summary.parent.name}/summary\.json, line 3"):
+        load_runs(sweep)
+
+
+def test_summary_missing_field_is_named(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    summary = next(sweep.glob("*/summary.json"))
+    record = json.loads(summary.read_text())
+    del record["final_val_loss"]
+    summary.write_text(json.dumps(record))
+    with pytest.raises(
+        DataError, match=r"summary\.json: field 'final_val_loss' is missing; expected a number"
+    ):
+        load_runs(sweep)
+
+
+def test_bad_metrics_line_is_named_and_torn_last_line_skipped(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:1])
+    metrics = next(sweep.glob("*/metrics.jsonl"))
+    lines = metrics.read_text().splitlines()
+    n = len(lines)
+    # A run killed mid-append leaves a partial last line with no newline: skipped.
+    metrics.write_text("\n".join(lines) + '\n{"step": 99, "tok')
+    with pytest.warns(DataWarning, match=rf"line {n + 1}: incomplete last line"):
+        curves = load_curves(sweep)
+    assert len(curves) == n
+    # A bad value inside the file is an error naming its line and field.
+    bad = json.loads(lines[2])
+    bad["val_loss"] = "nan?"
+    metrics.write_text("\n".join([*lines[:2], json.dumps(bad), *lines[3:]]) + "\n")
+    with pytest.raises(DataError, match=r"metrics\.jsonl, line 3: field 'val_loss'"):
+        load_curves(sweep)
+
+
+def test_unknown_format_and_missing_path(tmp_path):
+    path = tmp_path / "runs.parquet"
+    path.write_text("x")
+    with pytest.raises(DataError, match="unknown format"):
+        load(path)
+    with pytest.raises(DataError, match="no such file"):
+        load(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="no summary.json"):
+        load(tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# Hugging Face trainer state
+
+
+def trainer_state(with_tokens: bool = True, with_eval: bool = True) -> dict:
+    history = []
+    for step in (100, 200, 300):
+        train = {"epoch": step / 300, "loss": 4.0 - step / 200, "learning_rate": 1e-4, "step": step}
+        if with_tokens:
+            train["num_input_tokens_seen"] = step * 1024
+        history.append(train)
+        if with_eval:
+            history.append({"epoch": step / 300, "eval_loss": 4.1 - step / 200, "step": step})
+    history.append({"step": 300, "train_runtime": 12.0, "total_flos": 1e15})
+    return {"global_step": 300, "max_steps": 300, "log_history": history}
+
+
+def test_trainer_state_curve(tmp_path):
+    path = tmp_path / "my-run" / "trainer_state.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(trainer_state()))
+    df = load(path, kind="curves", n_params=1e6)
+    assert list(df["step"]) == [100, 200, 300]
+    assert np.allclose(df["loss"], [4.1 - s / 200 for s in (100, 200, 300)])
+    assert np.allclose(df["train_loss"], [4.0 - s / 200 for s in (100, 200, 300)])
+    assert list(df["tokens"]) == [102400, 204800, 307200]
+    assert np.allclose(df["flops"], 6 * 1e6 * df["tokens"])
+    assert set(df["run"]) == {"my-run"}
+    final = load(path.parent, kind="runs", n_params=1e6)  # a directory holding it works too
+    assert len(final) == 1 and final["step"].iloc[0] == 300
+
+
+def test_trainer_state_tokens_per_step_and_train_loss_fallback(tmp_path):
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps(trainer_state(with_tokens=False, with_eval=False)))
+    with pytest.warns(DataWarning, match="training loss"):
+        df = load_trainer_state(path, tokens_per_step=512)
+    assert list(df["tokens"]) == [100 * 512, 200 * 512, 300 * 512]
+    assert np.allclose(df["loss"], [4.0 - s / 200 for s in (100, 200, 300)])
+    assert df["params"].isna().all()
+
+
+def test_trainer_state_without_log_history(tmp_path):
+    path = tmp_path / "trainer_state.json"
+    path.write_text('{"global_step": 3}')
+    with pytest.raises(DataError, match="log_history"):
+        load(path)
+
+
+# --------------------------------------------------------------------------------------
+# TensorBoard
+
+
+def write_tensorboard(root: Path) -> None:
+    """Run "a" in the current tensor form, run "b" in the older simple_value form."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary import Writer
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = Writer(str(root / "a"))
+    for step in (10, 20, 30):
+        writer.add_scalar("eval/loss", 5.0 - step / 10, step=step)
+        writer.add_scalar("train/loss", 5.5 - step / 10, step=step)
+        writer.add_scalar("train/num_input_tokens_seen", step * 2048, step=step)
+    writer.close()
+    legacy = EventFileWriter(str(root / "b"))
+    for step in (10, 20):
+        value = Summary.Value(tag="val_loss", simple_value=4.0 - step / 10)
+        legacy.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=[value])))
+    legacy.close()
+
+
+def test_tensorboard_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    write_tensorboard(tmp_path)
+    df = load(tmp_path, kind="curves", n_params=1e5, tokens_per_step=100)
+    a, b = df[df["run"] == "a"], df[df["run"] == "b"]
+    assert list(a["step"]) == [10, 20, 30]
+    assert np.allclose(a["loss"], [4.0, 3.0, 2.0])
+    assert np.allclose(a["train_loss"], [4.5, 3.5, 2.5])
+    assert list(a["tokens"]) == [20480, 40960, 61440]  # from the tag
+    assert np.allclose(b["loss"], [3.0, 2.0])
+    assert list(b["tokens"]) == [1000, 2000]  # from tokens_per_step
+    assert np.allclose(df["flops"], 6 * 1e5 * df["tokens"])
+    runs = load(tmp_path, n_params=1e5, tokens_per_step=100)
+    assert sorted(runs["run"]) == ["a", "b"] and len(runs) == 2
+
+
+def test_tensorboard_missing_loss_tag_lists_tags(tmp_path):
+    pytest.importorskip("tensorboard")
+    write_tensorboard(tmp_path)
+    with pytest.raises(DataError, match=r"no tag 'loss/eval'.*eval/loss"):
+        load_tensorboard(tmp_path / "a", loss_col="loss/eval")
+
+
+def test_tensorboard_missing_package_says_how_to_install(tmp_path, monkeypatch):
+    for name in list(sys.modules):
+        if name == "tensorboard" or name.startswith("tensorboard."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    (tmp_path / "events.out.tfevents.1.host").write_bytes(b"")
+    with pytest.raises(OptionalDependencyError, match=r"pip install 'scaling-lab\[tensorboard\]'"):
+        load(tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# Checking what a use needs
+
+
+def test_require_explains_missing_columns_and_drops_incomplete_rows():
+    df = pd.DataFrame(
+        {"run": ["a", "b", "c"], "params": [1.0, 2.0, 3.0], "loss": [3.0, np.nan, 2.0]}
+    )
+    with pytest.raises(DataError, match=r"chinchilla needs.*tokens.*--tokens-col"):
+        require(df, ["params", "tokens", "loss"], "chinchilla")
+    with pytest.warns(DataWarning, match=r"dropped 1 row.*: b"):
+        kept = require(df, ["params", "loss"], "saturating")
+    assert list(kept["run"]) == ["a", "c"]
