@@ -1,0 +1,120 @@
+"""`scaling-train`: the Hydra entry point.
+
+    scaling-train -m experiment=smoke results_dir=runs/r    # a sweep
+    scaling-train model.d_model=128                         # one run
+    scaling-train status runs/r/smoke                       # what a sweep's runs are doing
+
+Each point of a sweep is one call of :func:`run`: it resolves the config, finds the run's
+directory from the hash of that config, skips the run when its record says it is done,
+and otherwise trains it (resuming from a checkpoint when there is one).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from scaling import results
+
+# What happened to each run launched in this process: (run_id, status, message)
+_OUTCOMES: list[tuple[str, str, str]] = []
+
+
+def _overrides() -> str:
+    try:
+        return " ".join(HydraConfig.get().overrides.task)
+    except ValueError:  # not under Hydra (called from Python)
+        return ""
+
+
+def run(cfg: DictConfig) -> dict[str, Any] | None:
+    """Train one point of a sweep unless its record says it is already done."""
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    rid = results.run_id(resolved)
+    out = results.run_dir(resolved["results_dir"], resolved["sweep"], rid)
+    label = f"run {rid} ({_overrides() or 'defaults'})"
+
+    summary = results.read_summary(out)
+    if summary and summary.get("status") in results.DONE:
+        loss = summary.get("final_val_loss")
+        print(
+            f"{label}: already {summary['status']} (val loss {loss:.4f}), not retrained: {out}",
+            flush=True,
+        )
+        _OUTCOMES.append((rid, "skipped", ""))
+        return summary
+
+    # torch is imported only when something is to be trained: relaunching a finished
+    # sweep stays fast
+    from scaling.train import train
+
+    print(f"{label}: training in {out}", flush=True)
+    try:
+        summary = train(resolved, out)
+    except Exception as e:
+        # recorded by train() as `failed`; keep going with the other points of the sweep
+        msg = f"{label} FAILED: {type(e).__name__}: {e}\n  traceback: {out / 'error.txt'}"
+        print(msg, file=sys.stderr, flush=True)
+        _OUTCOMES.append((rid, "failed", msg))
+        return None
+    _OUTCOMES.append((rid, summary["status"], ""))
+    return summary
+
+
+class SweepReport(Callback):
+    """Prints, at the end of a multirun, one line per run of the sweep and what failed.
+
+    Runs in the launching process whatever the launcher, so it reads the records on
+    disk rather than the jobs' return values.
+    """
+
+    failed: list[str] = []
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._t0 = time.time()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from scaling.status import sweep_table
+
+        sweep_dir = Path(config.results_dir) / config.sweep
+        table, rows = sweep_table(sweep_dir)
+        print(f"\nsweep {config.sweep}: {sweep_dir}\n{table}", flush=True)
+        t0 = getattr(self, "_t0", 0.0)
+        for row in rows:
+            if row["status"] == "failed" and row["updated"] >= t0 - 1:
+                SweepReport.failed.append(row["run_id"])
+                print(
+                    f"FAILED run {row['run_id']}: {row['error']}\n"
+                    f"  traceback: {row['dir']}/error.txt\n  log: {row['log'] or '-'}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+@hydra.main(version_base="1.3", config_path="../sweeps", config_name="config")
+def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
+    return run(cfg)
+
+
+def main() -> None:
+    """Console entry point: ``status`` or a Hydra run/multirun."""
+    if len(sys.argv) > 1 and sys.argv[1] == "status":
+        from scaling.status import main as status_main
+
+        sys.exit(status_main(sys.argv[2:]))
+    _hydra_main()
+    failed = set(SweepReport.failed) | {rid for rid, s, _ in _OUTCOMES if s == "failed"}
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(sorted(failed))}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""`scaling-train status SWEEP_DIR`: a table of a sweep's runs, read from their records.
+
+A run whose record says ``running`` but whose process or SLURM job is gone is shown as
+``lost``: relaunching the sweep resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from scaling import results
+
+
+def _alive(launcher: dict[str, Any]) -> bool | None:
+    """Whether the job or process that wrote a `running` record still exists (None: unknown)."""
+    if launcher.get("kind") == "slurm" and launcher.get("job_id"):
+        if not shutil.which("squeue"):
+            return None
+        job = str(launcher["job_id"])
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job.split("_")[0], "-o", "%i"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if out.returncode != 0:
+            return False if "Invalid job id" in out.stderr else None
+        return job in out.stdout.split() or job.split("_")[0] in out.stdout.split()
+    if launcher.get("pid") and launcher.get("host") == platform.node():
+        try:
+            os.kill(int(launcher["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return None
+
+
+def sweep_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """One dict per run of the sweep: what the status table shows, plus its directory."""
+    rows = []
+    for d, s in results.iter_runs(sweep_dir):
+        s = s or {}
+        status = s.get("status", "pending")
+        launcher = s.get("launcher") or {}
+        if status == "running" and _alive(launcher) is False:
+            status = "lost"
+        updated = s.get("updated_at")
+        rows.append(
+            {
+                "run_id": d.name,
+                "dir": str(d),
+                "status": status,
+                "family": s.get("family"),
+                "d_model": s.get("d_model"),
+                "params": s.get("params_nonembed"),
+                "tokens": s.get("tokens"),
+                "tokens_target": s.get("tokens_target"),
+                "loss": s.get("final_val_loss"),
+                "job_id": launcher.get("job_id"),
+                "log": launcher.get("stdout") or launcher.get("log"),
+                "error": s.get("error"),
+                "updated": _dt.datetime.fromisoformat(updated).timestamp() if updated else 0.0,
+            }
+        )
+    rows.sort(key=lambda r: (r["params"] or 0, r["run_id"]))
+    return rows
+
+
+def _fmt(x: Any, spec: str = "") -> str:
+    if x is None:
+        return "-"
+    return format(x, spec) if spec else str(x)
+
+
+def sweep_table(sweep_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]:
+    """The status table as text, and the rows it shows."""
+    rows = sweep_rows(sweep_dir)
+    header = ("run", "status", "family", "d_model", "N", "tokens", "val loss", "job", "log")
+    lines = [header]
+    for r in rows:
+        tokens = _fmt(r["tokens"], ".3g")
+        if r["status"] != "completed" and r["tokens_target"]:
+            tokens += f"/{r['tokens_target']:.3g}"
+        lines.append(
+            (
+                r["run_id"],
+                r["status"],
+                _fmt(r["family"]),
+                _fmt(r["d_model"]),
+                _fmt(r["params"], ".3g"),
+                tokens,
+                _fmt(r["loss"], ".4f"),
+                _fmt(r["job_id"]),
+                _fmt(r["log"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in lines
+    )
+    if not rows:
+        text += "\n(no runs)"
+    return text, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the status table of one sweep directory (``--json`` for machine-readable)."""
+    parser = argparse.ArgumentParser(
+        prog="scaling-train status", description="Show the runs of a sweep and their state."
+    )
+    parser.add_argument("sweep_dir", help="a sweep directory, e.g. results/demo")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args(argv)
+    if not Path(args.sweep_dir).is_dir():
+        parser.error(f"{args.sweep_dir}: no such sweep directory")
+    table, rows = sweep_table(args.sweep_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(table)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "")
+    return 0

@@ -1,0 +1,78 @@
+"""Every config of the tree composes, and the named sweeps keep their promises."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from scaling.families import param_counts, shape_for
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+# options whose data source needs a path the user must give
+NEEDS_PATH = {"text", "jsonl", "hf"}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (SWEEPS / group).glob("*.yaml"))
+
+
+def sweep_values(cfg, key: str) -> list[int]:
+    return [int(v) for v in str(cfg.hydra.sweeper.params[key]).split(",")]
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, o) for g in ("model", "data", "optim", "train", "experiment") for o in options(g)]
+    + [("hydra/launcher", o) for o in options("hydra/launcher")],
+)
+def test_every_config_composes_and_resolves(compose, group, option):
+    overrides = [f"{group}={option}"]
+    if group == "data" and option in NEEDS_PATH:
+        overrides.append("data.path=corpus.txt")
+    cfg = compose(*overrides, return_hydra_config=True)
+    OmegaConf.resolve(cfg)  # raises on a broken interpolation
+    assert cfg.results_dir and cfg.sweep
+    # records never land in a time-stamped folder: a relaunch must find them
+    assert "now" not in OmegaConf.to_yaml(cfg.hydra.sweep) + OmegaConf.to_yaml(cfg.hydra.run)
+
+
+def test_data_sources_that_need_a_path_say_so(compose):
+    from omegaconf.errors import MissingMandatoryValue
+
+    cfg = compose("data=jsonl")
+    with pytest.raises(MissingMandatoryValue):
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def size_span(cfg, vocab: int) -> tuple[list[int], float]:
+    sizes = [
+        param_counts(shape_for(cfg.model.family, d, vocab, cfg.model.context))["nonembed"]
+        for d in sweep_values(cfg, "model.d_model")
+    ]
+    return sizes, max(sizes) / min(sizes)
+
+
+def test_smoke_has_three_sizes(compose):
+    cfg = compose("experiment=smoke", return_hydra_config=True)
+    assert len(sweep_values(cfg, "model.d_model")) == 3
+    assert cfg.sweep == "smoke"
+
+
+def test_demo_spans_thirty_fold_with_compute_optimal_budgets(compose):
+    cfg = compose("experiment=demo", return_hydra_config=True)
+    sizes, span = size_span(cfg, vocab=257)
+    assert len(sizes) >= 5 and span >= 30, sizes
+    assert sizes == sorted(sizes)
+    assert cfg.train.tokens is None and cfg.train.tokens_per_param == 20
+
+
+def test_ladder_is_a_realistic_gpu_ladder(compose):
+    cfg = compose("experiment=ladder", return_hydra_config=True)
+    vocab = cfg.data.vocab_size
+    totals = [
+        param_counts(shape_for(cfg.model.family, d, vocab, cfg.model.context))["total"]
+        for d in sweep_values(cfg, "model.d_model")
+    ]
+    assert 5e6 <= min(totals) <= 2e7, totals
+    assert 7e8 <= max(totals) <= 1.5e9, totals
+    assert cfg.train.compile and cfg.data.tokenizer == "bpe"
