@@ -1,0 +1,104 @@
+"""`scaling-train`: a Hydra multirun in a subprocess, relaunching, failures, `status`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from scaling import results
+
+QUICK = ("train.tokens=16384",)
+
+
+def scaling_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # the console script, from another directory: the config tree ships with the package
+    exe = Path(sys.executable).with_name("scaling-train")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def records(sweep_dir: Path) -> dict[str, dict]:
+    return {d.name: s for d, s in results.iter_runs(sweep_dir)}
+
+
+def test_sweep_trains_every_point_then_relaunch_trains_only_what_is_missing(tmp_path):
+    out = scaling_train("-m", "experiment=smoke", "results_dir=runs/r", *QUICK, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    sweep = tmp_path / "runs" / "r" / "smoke"
+    first = records(sweep)
+    assert len(first) == 3
+    assert {s["status"] for s in first.values()} == {"completed"}
+    assert sorted(s["d_model"] for s in first.values()) == [16, 32, 48]
+    assert out.stdout.count("training in") == 3
+    assert "completed" in out.stdout and "sweep smoke" in out.stdout  # the closing table
+
+    # the same command again: nothing is trained, and each run says why
+    again = scaling_train("-m", "experiment=smoke", "results_dir=runs/r", *QUICK, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already completed") == 3
+    assert "training in" not in again.stdout
+    assert records(sweep) == first  # not even rewritten
+
+    # one run lost, one interrupted: only those two are trained
+    lost, interrupted, kept = sorted(first)
+    shutil.rmtree(sweep / lost)
+    s = results.read_summary(sweep / interrupted)
+    results.write_summary(sweep / interrupted, {**s, "status": "interrupted"})
+    third = scaling_train("-m", "experiment=smoke", "results_dir=runs/r", *QUICK, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.count("training in") == 2
+    assert third.stdout.count("already completed") == 1
+    after = records(sweep)
+    assert after[kept] == first[kept]
+    assert {s["status"] for s in after.values()} == {"completed"}
+    # a retrained run lands on the same numbers (deterministic on CPU)
+    assert after[lost]["final_val_loss"] == first[lost]["final_val_loss"]
+
+
+def test_failed_point_is_recorded_and_reported_while_the_others_complete(tmp_path):
+    out = scaling_train(
+        "-m", "experiment=smoke", "model.n_heads=1,7", "results_dir=r", *QUICK, cwd=tmp_path
+    )
+    assert out.returncode == 1
+    recs = records(tmp_path / "r" / "smoke")
+    by_status = {}
+    for rid, s in recs.items():
+        by_status.setdefault(s["status"], []).append(rid)
+    assert len(by_status["completed"]) == 3 and len(by_status["failed"]) == 3
+    for rid in by_status["failed"]:
+        assert rid in out.stderr
+        assert str(Path("r") / "smoke" / rid / "error.txt") in out.stderr
+        assert "Traceback" in (tmp_path / "r" / "smoke" / rid / "error.txt").read_text()
+    assert "3 run(s) failed" in out.stderr
+
+
+def test_status_shows_each_run_and_marks_dead_ones_lost(tmp_path):
+    out = scaling_train(
+        "experiment=smoke", "model.d_model=16", "results_dir=r", *QUICK, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    sweep = tmp_path / "r" / "smoke"
+    (rid,) = records(sweep)
+    # a record left `running` by a process that no longer exists
+    s = results.read_summary(sweep / rid)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ghost = sweep / "0123456789ab"
+    ghost.mkdir()
+    results.write_summary(
+        ghost, {**s, "status": "running", "launcher": {**s["launcher"], "pid": dead.pid}}
+    )
+
+    status = scaling_train("status", str(sweep), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    rows = {r["run_id"]: r for r in json.loads(status.stdout)}
+    assert rows[rid]["status"] == "completed"
+    assert rows["0123456789ab"]["status"] == "lost"
+    assert rows[rid]["loss"] == s["final_val_loss"]
+
+    table = scaling_train("status", str(sweep), cwd=tmp_path)
+    assert rid in table.stdout and "lost" in table.stdout and "1 completed" in table.stdout

@@ -1,0 +1,181 @@
+"""The training loop: records, schedule, divergence, failure, and bit-for-bit resume."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scaling import results
+from scaling.families import param_counts, shape_for
+from scaling.flops import flops_per_token
+from scaling.train import lr_at, resolve_plan, train
+
+# the fields DESIGN.md / docs/run-record.md promise in every summary
+SUMMARY_FIELDS = """schema run_id sweep status family n_layers d_model n_heads d_ff vocab_size context
+params_total params_nonembed params_matmul tokens flops flops_6nd final_val_loss best_val_loss
+wall_s tokens_per_s mfu device versions git_sha corpus tokenizer seed optim launcher""".split()
+METRIC_FIELDS = {"step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s"}
+TINY = ("experiment=smoke", "model.d_model=32")
+
+
+def run_once(resolved, tmp_path, *overrides):
+    cfg = resolved(*TINY, f"results_dir={tmp_path}", *overrides)
+    out = results.run_dir(tmp_path, cfg["sweep"], results.run_id(cfg))
+    return cfg, out
+
+
+def test_short_run_writes_a_complete_record(resolved, tmp_path):
+    cfg, out = run_once(resolved, tmp_path)
+    summary = train(cfg, out)
+
+    assert summary["status"] == "completed"
+    assert set(SUMMARY_FIELDS) <= set(summary), set(SUMMARY_FIELDS) - set(summary)
+    shape = shape_for("llama", 32, summary["vocab_size"], cfg["model"]["context"])
+    counts = param_counts(shape)
+    assert summary["params_total"] == counts["total"]
+    assert summary["params_nonembed"] == counts["nonembed"]
+    assert summary["tokens"] >= cfg["train"]["tokens"]
+    assert summary["tokens"] == summary["step"] * summary["optim"]["batch_tokens"]
+    assert summary["flops"] == pytest.approx(summary["tokens"] * flops_per_token(shape))
+    assert summary["flops_6nd"] == pytest.approx(6 * counts["nonembed"] * summary["tokens"])
+    assert summary["corpus"]["name"] == "stdlib" and len(summary["corpus"]["fingerprint"]) >= 12
+
+    rows = results.read_metrics(out)
+    assert len(rows) == cfg["train"]["n_evals"]
+    assert all(set(r) == METRIC_FIELDS for r in rows)
+    assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
+    assert rows[-1]["val_loss"] == summary["final_val_loss"]
+    assert summary["best_val_loss"] == min(r["val_loss"] for r in rows)
+    # it learned something: far below the loss of a uniform guess over the vocabulary
+    assert rows[-1]["val_loss"] < math.log(summary["vocab_size"]) - 1.5
+
+    # the stored config is the run's identity; the checkpoint is gone once complete
+    assert results.run_id(yaml.safe_load((out / "config.yaml").read_text())) == out.name
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_schedule_warms_up_then_decays_to_ten_percent(resolved):
+    cfg = resolved(*TINY)
+    plan = resolve_plan(cfg, n_params=10_000, context=64)
+    lrs = [lr_at(s, plan) for s in range(plan["steps_total"])]
+    peak = max(lrs)
+    assert peak == pytest.approx(plan["lr"])
+    warm = plan["warmup_steps"]
+    assert lrs[:warm] == sorted(lrs[:warm])  # increasing during warmup
+    assert lrs[warm:] == sorted(lrs[warm:], reverse=True)  # then non-increasing
+    assert lr_at(plan["steps_total"], plan) == pytest.approx(0.1 * plan["lr"])
+
+
+def test_budget_and_rules_follow_the_config(resolved):
+    cfg = resolved("experiment=demo", "model.d_model=64")
+    n = 100_000
+    plan = resolve_plan(cfg, n_params=n, context=128)
+    # 20 tokens per parameter, reached in whole optimiser steps
+    assert plan["tokens_target"] == 20 * n
+    assert plan["steps_total"] == math.ceil(20 * n / plan["batch_tokens"])
+    # batch rule: base * (N / n_base)^exponent, here exactly the base at n_base
+    assert plan["batch_tokens"] == 8192
+    assert plan["batch_tokens"] == plan["grad_accum"] * plan["micro_batch"] * 128
+    # learning-rate rule: base * d_base / d_model
+    assert plan["lr"] == pytest.approx(3e-3 * 128 / 64)
+    # a larger model gets a larger batch under the sqrt rule
+    assert resolve_plan(cfg, n_params=400_000, context=128)["batch_tokens"] > 8192
+
+
+def test_bf16_autocast_trains_on_cpu(resolved, tmp_path):
+    cfg, out = run_once(resolved, tmp_path, "train.dtype=bf16", "train.tokens=16384")
+    summary = train(cfg, out)
+    assert summary["dtype"] == "bf16" and summary["status"] == "completed"
+    assert summary["final_val_loss"] < math.log(summary["vocab_size"])
+
+
+def test_nan_loss_ends_the_run_as_diverged(resolved, tmp_path):
+    # an absurd learning rate with clipping off blows the weights up within a few steps
+    cfg, out = run_once(resolved, tmp_path, "optim.lr=1e5", "optim.grad_clip=1e30")
+    summary = train(cfg, out)
+    assert summary["status"] == "diverged"
+    assert "loss" in summary["error"]
+    assert summary["step"] < 64
+    assert results.read_summary(out)["status"] == "diverged"
+
+
+def test_exception_ends_the_run_as_failed_with_traceback(resolved, tmp_path):
+    cfg, out = run_once(resolved, tmp_path, "model.n_heads=7")  # 32 wide, 7 heads: impossible
+    with pytest.raises(ValueError, match="n_heads"):
+        train(cfg, out)
+    assert results.read_summary(out)["status"] == "failed"
+    tb = (out / "error.txt").read_text()
+    assert "Traceback" in tb and "shape_for" in tb
+
+
+# ---------------------------------------------------------------------------------------
+# Resume: a run killed mid-way and restarted ends exactly where an uninterrupted one does
+
+RESUME = [*TINY, "train.tokens=327680", "train.ckpt_every=40", "train.threads=1"]
+
+
+def launch(results_dir, *extra):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "scaling.main", *RESUME, f"results_dir={results_dir}", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def only_run(results_dir) -> Path:
+    (run,) = [d for d in (Path(results_dir) / "smoke").iterdir() if not d.name.startswith(".")]
+    return run
+
+
+def comparable(run: Path) -> list[dict]:
+    # wall-clock time differs between any two runs; everything else must not
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in results.read_metrics(run)]
+
+
+def wait_for(predicate, proc, timeout=120):
+    t0 = time.time()
+    while not predicate():
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    ref = tmp_path_factory.mktemp("ref")
+    proc = launch(ref)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read().decode()
+    return only_run(ref)
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_bit_for_bit(reference_run, tmp_path, how):
+    proc = launch(tmp_path)
+    # wait until it is past its first periodic checkpoint, then stop it mid-way
+    wait_for(lambda: len(list(tmp_path.glob("smoke/*/checkpoint.pt"))) > 0, proc)
+    wait_for(lambda: len(results.read_metrics(only_run(tmp_path))) >= 5, proc)
+    proc.send_signal(getattr(signal, how))
+    code = proc.wait(timeout=60)
+    run = only_run(tmp_path)
+    summary = results.read_summary(run)
+    n_steps = json.loads((reference_run / "summary.json").read_text())["steps_total"]
+    assert summary["step"] < n_steps, "stopped too late to test resuming"
+    if how == "SIGTERM":
+        # a polite stop checkpoints at once and says so
+        assert code != 0 and summary["status"] == "interrupted"
+    else:
+        assert code == -signal.SIGKILL and summary["status"] == "running"
+
+    proc = launch(tmp_path)
+    output = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 0, output
+    assert "resuming from step" in output
+    assert comparable(run) == comparable(reference_run)
+    final, ref = results.read_summary(run), results.read_summary(reference_run)
+    assert final["status"] == "completed"
+    assert final["final_val_loss"] == ref["final_val_loss"]  # bit for bit, not approx
