@@ -300,7 +300,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     if args.json:
         out = frontier.to_dict()
         if allocations is not None:
-            out["allocations"] = [_allocation_dict(a) for a in allocations]
+            out["allocations"] = [a.to_dict() for a in allocations]
         _print_json(out)
     else:
         print(format_frontier(frontier))
@@ -521,16 +521,6 @@ def format_backtest(result: Any) -> str:
         rows.append(tuple(_num(v) if not isinstance(v, str) else v for v in row))
     lines += _table(rows)
     return "\n".join(lines)
-
-
-def _allocation_dict(allocation: Any) -> dict[str, Any]:
-    return {
-        "flops": allocation.flops,
-        "params": allocation.params,
-        "tokens": allocation.tokens,
-        "loss": allocation.loss,
-        "nearest": allocation.nearest,
-    }
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

@@ -41,7 +41,7 @@ def write_run(
     d_model: int,
     tokens: float,
     status: str = "completed",
-    n_evals: int = 12,
+    n_evals: int = 16,
     noise: float = 0.005,
     seed: int = 0,
 ) -> Path:
@@ -53,7 +53,10 @@ def write_run(
     per_token = 6 * counts["params_matmul"] + 12 * n_layers * CONTEXT * d_model
     batch = 4096
     steps_total = max(n_evals, int(round(tokens / batch)))
-    eval_steps = np.unique(np.geomspace(steps_total / 40, steps_total, n_evals).astype(int))
+    # Evaluations log-spaced from early in training, so curves of neighbouring sizes overlap
+    # in compute, as real learning curves do (the envelope of approach 1 needs that).
+    eval_steps = np.unique(np.geomspace(steps_total / 300, steps_total, n_evals).astype(int))
+    eval_steps = eval_steps[eval_steps > 0]
     lines = []
     for step in eval_steps:
         seen = float(step * batch)
@@ -131,26 +134,39 @@ def write_sweep(
     name: str = "demo",
     *,
     tokens_per_param: float = 20.0,
+    fixed_tokens: float | None = None,
     ladder: list[tuple[int, int]] | None = None,
     diverged: bool = False,
     noise: float = 0.005,
+    prefix: str = "run",
 ) -> Path:
-    """A sweep dir with one completed run per ladder size (+ an optional diverged run)."""
+    """A sweep dir with one completed run per ladder size (+ an optional diverged run).
+
+    Each size trains on ``tokens_per_param`` tokens per non-embedding parameter (the
+    usual size sweep), or on ``fixed_tokens`` tokens whatever its size: then the smaller
+    models train far past their compute-optimal point and the learning curves of
+    neighbouring sizes overlap in compute, as approach 1 needs.
+    """
     sweep = root / name
     for i, (n_layers, d_model) in enumerate(ladder or LADDER):
         n = sizes(n_layers, d_model)["params_nonembed"]
         write_run(
             sweep,
-            f"run{i:02d}{d_model:04d}",
+            f"{prefix}{i:02d}{d_model:04d}",
             n_layers=n_layers,
             d_model=d_model,
-            tokens=tokens_per_param * n,
+            tokens=fixed_tokens if fixed_tokens is not None else tokens_per_param * n,
             noise=noise,
             seed=i,
         )
     if diverged:
         write_run(sweep, "divergedrun1", n_layers=4, d_model=512, tokens=1e7, status="diverged")
     return sweep
+
+
+#: Tokens of the largest ladder model at 20 tokens per parameter; with ``fixed_tokens``
+#: set to this, every smaller model trains well past its compute-optimal point.
+FIXED_TOKENS = 20.0 * sizes(*LADDER[-1])["params_nonembed"]
 
 
 def write_isoflop_sweep(root: Path, name: str = "isoflop", *, noise: float = 0.003) -> Path:

@@ -1,0 +1,350 @@
+"""A Markdown report of one sweep: runs, fitted laws, frontier exponents, backtest, figures.
+
+``scaling-analyze report results/<sweep>`` writes ``results/<sweep>/report.md`` with its
+figures in ``results/<sweep>/plots/`` (linked relatively, so the directory can be moved
+or browsed on a forge as it is). The report is written to a temporary file and renamed,
+so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from analysis.plots import CONVENTION_NAMES, SweepFits, compute_fits, plot_all
+
+if TYPE_CHECKING:
+    from analysis.backtest import Backtest
+    from analysis.fit import FitResult
+
+APPROACHES = {
+    1: "lower envelope of the learning curves",
+    2: "parabola minima of IsoFLOP profiles",
+    3: "closed form β/(α+β) of the Chinchilla fit",
+}
+FIGURES = {
+    "loss_vs_compute": "Loss vs compute, with the frontier and the extrapolated law",
+    "compute_vs_params": "Training compute vs model size",
+    "isoflop": "IsoFLOP profiles (approach 2)",
+    "residuals": "Log residuals of the Chinchilla fit (or of L(N) without one)",
+}
+
+
+def write_report(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    out: str | Path,
+    *,
+    source: str = "",
+    convention: str = "nonembed",
+    bootstrap: int = 200,
+    seed: int = 0,
+    k: int = 1,
+    figures_dir: str | Path | None = None,
+    progress: Any = None,
+) -> Path:
+    """Fit, plot and write the Markdown report of one sweep; return its path.
+
+    Parameters
+    ----------
+    runs, curves
+        One row per run, and the learning curves (or None), as loaded by
+        :mod:`analysis.io`.
+    out
+        The report file (``.md``).
+    source
+        Where the data came from, shown at the top.
+    convention
+        The parameter convention of ``params`` (for labels).
+    bootstrap, seed
+        Resamples for the intervals and bands.
+    k
+        How many of the largest runs the backtest holds out.
+    figures_dir
+        Where the figures go (default: ``plots/`` next to the report).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "plots"
+    say = progress or (lambda _text: None)
+
+    fits = compute_fits(runs, curves, bootstrap=bootstrap, seed=seed, progress=say)
+    extra = _extra_fits(runs, bootstrap=bootstrap, seed=seed, k=k, say=say)
+    title = _sweep_name(runs)
+    say(f"drawing figures into {figures_dir}")
+    written = plot_all(
+        runs, curves, figures_dir, ("png", "svg"), fits=fits, convention=convention, title=title
+    )
+    text = render(runs, fits, extra, written, out.parent, source=source, convention=convention, k=k)
+    _write_atomic(out, text)
+    return out
+
+
+def _extra_fits(
+    runs: pd.DataFrame, *, bootstrap: int, seed: int, k: int, say: Any
+) -> dict[str, Any]:
+    """Fits the report shows beyond those of the figures: L(N) and the backtest."""
+    from analysis.backtest import backtest
+    from analysis.io import require
+
+    extra: dict[str, Any] = {"notes": {}}
+    say(f"backtest: saturating L(N) without the {k} largest run(s)")
+    try:
+        extra["backtest"] = backtest(
+            require(runs, ["params", "loss"], "backtest"), "saturating", k=k
+        )
+    except ValueError as err:
+        extra["notes"]["backtest"] = str(err)
+    return extra
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+
+
+def render(
+    runs: pd.DataFrame,
+    fits: SweepFits,
+    extra: dict[str, Any],
+    figures: Sequence[Path],
+    base: Path,
+    *,
+    source: str = "",
+    convention: str = "nonembed",
+    k: int = 1,
+) -> str:
+    """The report's Markdown text; figure links are made relative to ``base``."""
+    name = _sweep_name(runs) or (Path(source).name if source else "runs")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        f"# Scaling report: {name}",
+        "",
+        f"{len(runs)} completed runs from `{source}`; N counts "
+        f"{CONVENTION_NAMES.get(convention, convention)} parameters, C is training compute in "
+        f"FLOP, D training tokens, L the final validation loss (nats/token). Generated {when}.",
+        "",
+    ]
+    excluded = runs.attrs.get("excluded") or []
+    if excluded:
+        left_out = "; ".join(
+            f"`{e['run']}` ({e['status']}{': ' + str(e['error']) if e.get('error') else ''})"
+            for e in excluded
+        )
+        parts += [f"Left out (not completed): {left_out}.", ""]
+
+    parts += ["## Runs", "", *_runs_table(runs), ""]
+    parts += ["## Fitted laws", "", *_fits_section(fits), ""]
+    parts += ["## Compute-optimal frontier", "", *_frontier_table(fits), ""]
+    parts += ["## Backtest", "", *_backtest_section(extra, k), ""]
+    parts += ["## Figures", "", *_figures_section(figures, base, fits), ""]
+    return "\n".join(parts)
+
+
+def _runs_table(runs: pd.DataFrame) -> list[str]:
+    header = ["run"]
+    has_shape = {"n_layers", "d_model"} <= set(runs.columns)
+    if "family" in runs.columns:
+        header.append("family")
+    if has_shape:
+        header.append("size (layers × d_model)")
+    header += ["params N", "tokens D", "compute C (FLOP)", "final loss"]
+    rows = []
+    for row in runs.sort_values(["params", "flops"]).itertuples(index=False):
+        cells = [f"`{row.run}`"]
+        if "family" in runs.columns:
+            cells.append(str(row.family))
+        if has_shape:
+            cells.append(f"{_int(row.n_layers)} × {_int(row.d_model)}")
+        cells += [_num(row.params), _num(row.tokens), _num(row.flops), _num(row.loss, 4)]
+        rows.append(cells)
+    return _markdown_table(
+        header, rows, align_right_from=1 + int("family" in runs.columns) + int(has_shape)
+    )
+
+
+def _fits_section(fits: SweepFits) -> list[str]:
+    entries = [
+        ("C = a·N^k over the runs", fits.compute_vs_params, fits.notes.get("compute_vs_params")),
+        (
+            "L(N) = E + A·N^−α over the runs",
+            fits.loss_vs_params,
+            fits.notes.get("loss_vs_params"),
+        ),
+        (
+            "L(C) = E + A·C^−α on the approach-1 frontier",
+            fits.loss_vs_compute,
+            fits.notes.get("loss_vs_compute") or fits.notes.get("frontier1"),
+        ),
+        (
+            "Chinchilla L(N, D) = E + A/N^α + B/D^β over the runs",
+            fits.chinchilla,
+            fits.notes.get("chinchilla"),
+        ),
+    ]
+    lines = []
+    for heading, result, note in entries:
+        lines += [f"### {heading}", ""]
+        if result is None:
+            lines += [f"Not fitted: {note or 'no data'}", ""]
+            continue
+        lines += _fit_table(result)
+    return lines
+
+
+def _fit_table(result: FitResult) -> list[str]:
+    interval = f"{result.level:.0%} interval"
+    if result.interval_kind and result.interval_kind != "none":
+        interval += f" ({result.interval_kind})"
+    rows = []
+    for name, value in {**result.params, **result.derived}.items():
+        lo_hi = result.intervals.get(name)
+        shown = f"[{_num(lo_hi[0], 4)}, {_num(lo_hi[1], 4)}]" if lo_hi is not None else "–"
+        rows.append([name, _num(value, 4), shown])
+    lines = [
+        f"`{result.formula()}`",
+        "",
+        f"n = {result.n}, objective = {result.objective:.4g}, "
+        f"converged: {'yes' if result.converged else '**no**'}",
+        "",
+        *_markdown_table(["parameter", "value", interval], rows, align_right_from=1),
+        "",
+    ]
+    return lines
+
+
+def _frontier_table(fits: SweepFits) -> list[str]:
+    rows = []
+    for approach, frontier, note_key in (
+        (1, fits.frontier1, "frontier1"),
+        (2, fits.frontier2, "frontier2"),
+        (3, fits.frontier3, "frontier3"),
+    ):
+        if frontier is None:
+            note = fits.notes.get(note_key) or fits.notes.get("chinchilla", "not computed")
+            rows.append([str(approach), APPROACHES[approach], "–", "–", _one_line(note)])
+            continue
+        interval = (
+            f"[{_num(frontier.interval[0], 3)}, {_num(frontier.interval[1], 3)}]"
+            if frontier.interval is not None
+            else "–"
+        )
+        rows.append(
+            [
+                str(approach),
+                APPROACHES[approach],
+                _num(frontier.a, 3),
+                interval,
+                f"{len(frontier.points)} points",
+            ]
+        )
+    return [
+        "N_opt ∝ C^a: how the compute-optimal model size grows with the compute budget "
+        "(Hoffmann et al. found a ≈ 0.5; Kaplan et al. 0.73).",
+        "",
+        *_markdown_table(["approach", "method", "a", "interval", "from"], rows),
+    ]
+
+
+def _backtest_section(extra: dict[str, Any], k: int) -> list[str]:
+    result: Backtest | None = extra.get("backtest")
+    if result is None:
+        return [f"Not run: {extra['notes'].get('backtest', 'no data')}"]
+    table = result.table
+    rows = []
+    for row in table.itertuples(index=False):
+        rows.append(
+            [
+                f"`{row.run}`",
+                _num(row.params),
+                _num(row.loss, 4),
+                _num(row.predicted, 4),
+                f"{100 * row.rel_error:+.2f} %",
+            ]
+        )
+    return [
+        f"Saturating L(N) fitted on all but the {k} largest run(s) "
+        f"(`{result.fit.formula()}`), then asked to predict the held-out run(s):",
+        "",
+        *_markdown_table(
+            ["run", "params N", "loss", "predicted", "relative error"], rows, align_right_from=1
+        ),
+    ]
+
+
+def _figures_section(figures: Sequence[Path], base: Path, fits: SweepFits) -> list[str]:
+    by_name: dict[str, dict[str, Path]] = {}
+    for path in figures:
+        by_name.setdefault(path.stem, {})[path.suffix.lstrip(".")] = path
+    lines = []
+    for name, caption in FIGURES.items():
+        files = by_name.get(name)
+        if not files:
+            reason = fits.notes.get("frontier2" if name == "isoflop" else "chinchilla", "not drawn")
+            lines += [f"*{caption}*: not drawn ({_one_line(reason)}).", ""]
+            continue
+        main = files.get("png") or next(iter(files.values()))
+        links = ", ".join(f"[{fmt.upper()}]({_rel(p, base)})" for fmt, p in sorted(files.items()))
+        lines += [f"![{caption}]({_rel(main, base)})", "", f"*{caption}* ({links})", ""]
+    return lines
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+
+
+def _markdown_table(
+    header: list[str], rows: list[list[str]], align_right_from: int | None = None
+) -> list[str]:
+    def escape(cell: str) -> str:
+        return str(cell).replace("|", "\\|").replace("\n", " ")
+
+    align = [
+        "---:" if align_right_from is not None and i >= align_right_from else "---"
+        for i in range(len(header))
+    ]
+    lines = ["| " + " | ".join(escape(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    value = float(value)
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def _int(value: Any) -> str:
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _sweep_name(runs: pd.DataFrame) -> str | None:
+    if "sweep" in runs.columns and runs["sweep"].nunique() == 1:
+        return str(runs["sweep"].iloc[0])
+    return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

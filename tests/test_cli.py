@@ -1,0 +1,210 @@
+"""The ``scaling-analyze`` command: JSON shapes, human output, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from analysis_fixtures import FIXED_TOKENS, LADDER, TRUE, write_isoflop_sweep, write_sweep
+
+from analysis.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCH = ROOT.parent / "shared" / "data" / "chinchilla-epoch" / "svg_extracted_data.csv"
+EPOCH_ARGS = [
+    "--law",
+    "chinchilla",
+    "--params-col",
+    "Model Size",
+    "--flops-col",
+    "Training FLOP",
+    "--loss-col",
+    "loss",
+    "--where",
+    "loss < 3.44",
+    "--json",
+]
+
+
+def console_script() -> str | None:
+    """The installed ``scaling-analyze`` next to this interpreter, if any."""
+    beside = Path(sys.executable).parent / "scaling-analyze"
+    return str(beside) if beside.exists() else shutil.which("scaling-analyze")
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    return {
+        "demo": write_sweep(root, "demo", diverged=True),
+        "iso": write_isoflop_sweep(root, "iso"),
+        "fixed": write_sweep(root, "fixed", fixed_tokens=FIXED_TOKENS),
+    }
+
+
+@pytest.mark.skipif(not EPOCH.exists(), reason="reference data not present")
+def test_epoch_chinchilla_fit_as_written_in_the_issue():
+    """The documented command, through the console script, reproduces Besiroglu et al."""
+    script = console_script()
+    if script is None:
+        pytest.skip("scaling-analyze is not installed")
+    proc = subprocess.run(
+        [script, "fit", "../shared/data/chinchilla-epoch/svg_extracted_data.csv", *EPOCH_ARGS],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"law", "n", "params", "intervals", "objective", "converged", "derived"}
+    assert result["law"] == "chinchilla" and result["n"] == 240
+    assert set(result["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert set(result["derived"]) >= {"a", "b"}
+    # Besiroglu et al.'s 95 % bootstrap interval for E is 1.769 - 1.871, a = 0.513 ± 0.020.
+    assert 1.769 <= result["params"]["E"] <= 1.871
+    assert 0.473 <= result["derived"]["a"] <= 0.553
+    lo, hi = result["intervals"]["E"]
+    assert lo < result["params"]["E"] < hi and lo > 1.69
+    assert result["converged"] is True
+    assert "bootstrap" in proc.stderr  # progress went to stderr, stdout is pure JSON
+
+
+def test_power_fit_json(sweeps, capsys):
+    code, out, _ = run_main(
+        capsys, "fit", sweeps["demo"], "--law", "power", "--x", "params", "--y", "flops", "--json"
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["law"] == "power" and result["n"] == len(LADDER)
+    assert set(result["params"]) == {"a", "k"}
+    k = result["params"]["k"]
+    # Every size trains on 20 tokens per parameter and C is close to 6·N·D, so C ∝ N^2.
+    assert 1.9 < k < 2.2
+    lo, hi = result["intervals"]["k"]
+    assert lo < k < hi
+
+
+def test_fit_human_output_has_formula_and_table(sweeps, capsys):
+    code, out, err = run_main(
+        capsys, "fit", sweeps["demo"], "--law", "saturating", "--bootstrap", "30"
+    )
+    assert code == 0
+    assert "saturating fit of 7 points" in out
+    lines = out.splitlines()
+    assert any(line.strip().startswith("loss = ") for line in lines)  # the formula
+    rows = {line.split()[0]: line for line in lines if line.startswith("  ") and line.split()}
+    for name in ("E", "A", "alpha"):
+        assert "[" in rows[name] and "]" in rows[name]  # value with its interval
+    assert "divergedrun1" in err and "warning" in err  # the diverged run was named
+
+
+def test_frontier_approach3_json_shape(sweeps, capsys):
+    code, out, _ = run_main(
+        capsys, "frontier", sweeps["iso"], "--approach", "3", "--bootstrap", "30", "--json"
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert set(result) >= {"approach", "a", "interval", "points"}
+    assert result["approach"] == 3
+    true_a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    assert abs(result["a"] - true_a) < 0.1
+    assert isinstance(result["points"], list) and result["points"]
+    assert len(result["interval"]) == 2
+
+
+def test_frontier_approach1_and_budget(sweeps, capsys):
+    code, out, _ = run_main(capsys, "frontier", sweeps["fixed"], "--approach", "1", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["approach"] == 1 and result["points"]
+    code, out, _ = run_main(
+        capsys,
+        "frontier",
+        sweeps["iso"],
+        "--approach",
+        "3",
+        "--bootstrap",
+        "0",
+        "--budget",
+        "1e15",
+        "--json",
+    )
+    assert code == 0
+    allocation = json.loads(out)["allocations"][0]
+    assert allocation["flops"] == 1e15
+    # C = 6·N·D ties the recommended size and data to the budget.
+    assert allocation["tokens"] == pytest.approx(1e15 / (6 * allocation["params"]), rel=1e-6)
+
+
+def test_backtest_json(sweeps, capsys):
+    code, out, _ = run_main(capsys, "backtest", sweeps["demo"], "--json")
+    assert code == 0
+    result = json.loads(out)
+    (row,) = result["rows"]
+    assert row["run"] == "run060384"  # the largest run is the one held out
+    # At 20 tokens per parameter the synthetic loss is a saturating law in N plus 0.5 %
+    # noise, so the extrapolation one size up lands within a few percent.
+    assert abs(row["rel_error"]) < 0.05
+    assert row["predicted"] == pytest.approx(row["loss"] * (1 + row["rel_error"]))
+
+
+def test_plot_writes_files(sweeps, tmp_path, capsys):
+    out_dir = tmp_path / "plots"
+    code, out, _ = run_main(
+        capsys, "plot", sweeps["demo"], "--out", out_dir, "--bootstrap", "20", "--format", "png"
+    )
+    assert code == 0
+    listed = [Path(line) for line in out.splitlines()]
+    assert listed and all(p.exists() and p.parent == out_dir for p in listed)
+    assert {p.name for p in listed} >= {"loss_vs_compute.png", "compute_vs_params.png"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "{tmp}/nowhere"], "no such file or directory"),
+        (["fit", "{demo}", "--where", "los < 3"], "'los < 3'"),
+        (["fit", "{csv}", "--law", "chinchilla"], "--tokens-col"),
+        (["fit", "{bad}", "--law", "power"], "line 3"),
+        (["fit", "{demo}", "--law", "chinchilla", "--x", "params"], "--x does not apply"),
+        (
+            ["frontier", "{demo}", "--approach", "2", "--budget", "1e15"],
+            "--budget needs --approach 3",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(sweeps, tmp_path, capsys, args, message):
+    csv = tmp_path / "only_params.csv"
+    csv.write_text("params,loss\n" + "".join(f"{10**i},{5 - i / 3}\n" for i in range(3, 9)))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("params,flops\n1,2\n3,x\n")
+    argv = [a.format(tmp=tmp_path, demo=sweeps["demo"], csv=csv, bad=bad) for a in args]
+    code, out, err = run_main(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("scaling-analyze: error: ")
+
+
+def test_console_script_exit_status(tmp_path):
+    script = console_script()
+    if script is None:
+        pytest.skip("scaling-analyze is not installed")
+    proc = subprocess.run(
+        [script, "fit", str(tmp_path / "none.csv")], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "no such file" in proc.stderr

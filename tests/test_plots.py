@@ -1,0 +1,160 @@
+"""Figures: files written, and what is on the axes (scales, labels, extrapolation, fits)."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_fixtures import FIXED_TOKENS, write_isoflop_sweep, write_sweep
+from matplotlib.collections import PolyCollection
+
+from analysis import plots
+from analysis.io import DataWarning, load, load_curves, load_runs
+
+EPOCH = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "chinchilla-epoch"
+    / "svg_extracted_data.csv"
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The usual size sweep: every size trained on 20 tokens per parameter."""
+    sweep = write_sweep(tmp_path_factory.mktemp("results"), "demo")
+    runs, curves = load_runs(sweep), load_curves(sweep)
+    fits = plots.compute_fits(runs, curves, bootstrap=40, seed=1)
+    return runs, curves, fits
+
+
+@pytest.fixture(scope="module")
+def fixed(tmp_path_factory):
+    """Every size trained on the same tokens: overlapping curves, an approach-1 frontier."""
+    sweep = write_sweep(tmp_path_factory.mktemp("results"), "fixed", fixed_tokens=FIXED_TOKENS)
+    runs, curves = load_runs(sweep), load_curves(sweep)
+    fits = plots.compute_fits(runs, curves, bootstrap=40, seed=1)
+    return runs, curves, fits
+
+
+@pytest.fixture(scope="module")
+def isoflop(tmp_path_factory):
+    runs = load_runs(write_isoflop_sweep(tmp_path_factory.mktemp("results")))
+    return runs, plots.compute_fits(runs, None, bootstrap=20)
+
+
+def legend_texts(ax) -> list[str]:
+    """Texts of the legends of an axes and of its figure."""
+    legends = [ax.get_legend(), *ax.figure.legends]
+    return [t.get_text() for legend in legends if legend for t in legend.get_texts()]
+
+
+def test_plot_all_writes_png_and_svg(fixed, tmp_path):
+    runs, curves, fits = fixed
+    with pytest.warns(DataWarning, match="'isoflop' skipped"):
+        files = plots.plot_all(runs, curves, tmp_path / "out", fits=fits, title="demo")
+    names = {p.name for p in files}
+    for name in ("loss_vs_compute", "compute_vs_params", "residuals"):
+        assert {f"{name}.png", f"{name}.svg"} <= names
+    for path in files:
+        data = path.read_bytes()
+        if path.suffix == ".png":
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            assert width > 600 and height > 400
+        else:
+            assert ET.fromstring(data).tag.endswith("svg")
+    assert not list((tmp_path / "out").glob(".*tmp"))  # saved through temporary files
+
+
+def test_loss_vs_compute_axes_and_extrapolation(fixed):
+    runs, curves, fits = fixed
+    assert fits.frontier1 is not None and fits.loss_vs_compute is not None
+    fig = plots.loss_vs_compute_figure(curves, fits)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "compute" in ax.get_xlabel() and "FLOP" in ax.get_xlabel()
+    assert "loss" in ax.get_ylabel() and "nats/token" in ax.get_ylabel()
+    # One line per run, plus the fitted law that reaches far past the largest run.
+    law_lines = [line for line in ax.get_lines() if line.get_color() == "crimson"]
+    assert len(law_lines) == 1
+    assert law_lines[0].get_xdata().max() >= 10 * curves["flops"].max()
+    run_lines = [
+        line for line in ax.get_lines() if line.get_linestyle() == "-" and line not in law_lines
+    ]
+    assert len(run_lines) == curves["run"].nunique()
+    # The bootstrap band is drawn under the law, and it contains it.
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 1
+    texts = legend_texts(ax)
+    assert any("frontier" in t for t in texts)
+    assert any("bootstrap band" in t for t in texts)
+    assert sum(t.startswith("N = ") for t in texts) == curves["params"].nunique()
+
+
+def test_compute_vs_params_legend_has_k_and_its_interval(demo):
+    runs, _, fits = demo
+    fig = plots.compute_vs_params_figure(runs, fits)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "parameters N" in ax.get_xlabel() and "FLOP" in ax.get_ylabel()
+    (label,) = [t for t in legend_texts(ax) if "CI" in t]
+    k, lo, hi = map(float, re.findall(r"[-+]?\d+\.\d+", label)[:3])
+    assert lo < k < hi
+    assert k == pytest.approx(fits.compute_vs_params.params["k"], abs=5e-4)
+    assert 1.9 < k < 2.2  # 20 tokens per parameter: C ∝ N^2
+
+
+def test_isoflop_figure_draws_a_parabola_per_budget(isoflop):
+    runs, fits = isoflop
+    groups = plots.isoflop_groups(runs)
+    assert groups["group"].nunique() == 3  # the fixture's three budgets
+    fig = plots.isoflop_figure(runs, fits)
+    ax, ax_opt = fig.axes
+    assert ax.get_xscale() == "log"
+    assert len(ax.get_lines()) == 3
+    assert sum("FLOP" in t for t in legend_texts(ax)) == 3
+    assert ax_opt.get_xscale() == "log" and ax_opt.get_yscale() == "log"
+    texts = legend_texts(ax_opt)
+    assert any(t.startswith(f"approach 2: a = {fits.frontier2.a:.3f}") for t in texts)
+    assert any(t.startswith("approach 3: a = ") for t in texts)  # chinchilla fitted too
+    # The approach-2 line is N_opt ∝ C^a: its log-log slope is a.
+    (line,) = [ln for ln in ax_opt.get_lines() if ln.get_label().startswith("approach 2")]
+    x, y = line.get_xdata(), line.get_ydata()
+    slope = np.log(y[-1] / y[0]) / np.log(x[-1] / x[0])
+    assert slope == pytest.approx(fits.frontier2.a, rel=1e-9)
+
+
+def test_isoflop_figure_skipped_without_budgets(demo):
+    runs, _, fits = demo
+    assert plots.isoflop_groups(runs) is None
+    assert plots.isoflop_figure(runs, fits) is None
+    assert "IsoFLOP" in fits.notes["frontier2"]
+
+
+def test_residuals_figure_plots_the_fit_residuals(demo):
+    runs, _, fits = demo
+    # Every run has 20 tokens per parameter, so chinchilla is not fitted and L(N) stands in.
+    assert fits.chinchilla is None and "tokens per parameter" in fits.notes["chinchilla"]
+    fig = plots.residuals_figure(runs, fits.loss_vs_params)
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and right.get_xscale() == "log"
+    offsets = left.collections[-1].get_offsets()
+    assert np.allclose(offsets[:, 0], runs["params"])
+    assert np.allclose(offsets[:, 1], fits.loss_vs_params.residuals)
+    assert "L(N)" in fig.get_suptitle()
+
+
+@pytest.mark.skipif(not EPOCH.exists(), reason="reference data not present")
+@pytest.mark.filterwarnings("ignore:approach 2 left out")  # most Epoch budgets have < 3 sizes
+def test_epoch_points_use_a_colour_bar_and_give_isoflop_profiles():
+    data = load(EPOCH, params_col="Model Size", flops_col="Training FLOP", where="loss < 3.44")
+    fits = plots.compute_fits(data, None, bootstrap=0)
+    fig = plots.loss_vs_compute_figure(data, fits)
+    assert len(fig.axes) == 2  # the plot and its colour bar of model sizes
+    assert "parameters" in fig.axes[1].get_ylabel()
+    assert plots.isoflop_figure(data, fits) is not None
