@@ -280,7 +280,7 @@ def _check_column(values: Any, name: str, n: int | None) -> np.ndarray:
     bad = np.flatnonzero(arr <= 0)
     if bad.size:
         raise ValueError(
-            f"{name} has {bad.size} non-positive value(s) (first: {arr[bad[0]]!r} at row "
+            f"{name} has {bad.size} non-positive value(s) (first: {float(arr[bad[0]])!r} at row "
             f"{bad[0]}); every value must be > 0 to fit in log space"
         )
     return arr
@@ -498,9 +498,9 @@ def _newton(
     """Minimise S problems at once by Levenberg-Marquardt with exact derivatives.
 
     Each row has its own damping ``lam``: a step solves ``(H + lam D) p = -g`` with
-    ``D`` the diagonal of the Gauss-Newton matrix ``Σ ∇s∇sᵀ`` (it sets the relative
-    scale of the parameters: a unit change of an exponent moves the prediction ~20x more
-    than a unit change of a log-coefficient). ``lam`` shrinks after good steps, making
+    ``D`` the diagonal of the Gauss-Newton matrix ``Σ ∇s∇sᵀ``, which puts parameters of
+    very different sensitivity (an exponent multiplies log x, a log-coefficient does not)
+    on one scale. ``lam`` shrinks after good steps, making
     the method Newton's near the optimum (fast, quadratic convergence), and grows after
     failed ones, making it a short, scaled gradient step where the Hessian is indefinite.
     Rows stop when their largest gradient component is below ``gtol`` (per row), or when
@@ -513,7 +513,6 @@ def _newton(
     converged = np.abs(g).max(axis=1) <= gtol
     active = ~converged & np.isfinite(f)
     lam = np.full(s_count, 1e-3)
-    nu = np.full(s_count, 2.0)
     eye = np.eye(p)
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
@@ -535,15 +534,15 @@ def _newton(
         descent = np.einsum("sp,sp->s", gi, step) < 0
         ok = np.isfinite(f_trial) & descent & ((actual > 0) | tiny)
         rho = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0), 0.0)
+        rho[tiny & ok] = 1.0  # no measurable change: the model is as good as f can tell
         nit[idx] += 1
 
         good, bad = idx[ok], idx[~ok]
-        # Nielsen's damping update: smooth decrease on success, doubling growth on failure.
-        lam[good] *= np.maximum(1 / 3, 1 - (2 * np.clip(rho[ok], 0, 1) - 1) ** 3)
+        # Trust-region style damping update: shrink after steps the quadratic model
+        # predicted well, grow after poor or failed ones.
+        lam[good] *= np.where(rho[ok] > 0.75, 0.2, np.where(rho[ok] < 0.25, 2.0, 1.0))
         lam[good] = np.maximum(lam[good], 1e-15)
-        nu[good] = 2.0
-        lam[bad] *= nu[bad]
-        nu[bad] *= 2.0
+        lam[bad] *= 4.0
         if good.size:
             theta[good] = trial[ok]
             fg, gg, hg, sg = _objective(prob, theta[good], _row(weights, good))
@@ -583,13 +582,24 @@ def _grid_points(law: Law, grid: Mapping[str, Sequence[float]] | None) -> np.nda
 
 def _to_internal(law: Law, params: Mapping[str, float]) -> np.ndarray:
     k = law.n_inputs
-    values = law._values(params)
+    values = [float(v) for v in law._values(params)]
     for name, v in zip(law.param_names[: 1 + k], values[: 1 + k], strict=True):
         if not v > 0:
             raise ValueError(
                 f"init: {name} must be > 0 (it is fitted as exp({name.lower()})), got {v}"
             )
     return np.array([math.log(v) for v in values[: 1 + k]] + list(values[1 + k :]))
+
+
+def _shift(theta: np.ndarray, centre: np.ndarray, sign: float) -> np.ndarray:
+    """Move log-coefficients to (sign -1) or from (sign +1) log x centred on ``centre``.
+
+    ``a_j - alpha_j log x_j = (a_j - alpha_j m_j) - alpha_j (log x_j - m_j)``.
+    """
+    k = len(centre)
+    out = np.array(theta, dtype=float, copy=True)
+    out[..., 1 : 1 + k] += sign * out[..., 1 + k :] * centre
+    return out
 
 
 def _to_params(law: Law, theta: np.ndarray) -> np.ndarray:
@@ -606,6 +616,20 @@ def _derived(law: Law, values: np.ndarray) -> dict[str, np.ndarray]:
         return {}
     alpha, beta = values[..., 3], values[..., 4]
     return {"a": beta / (alpha + beta), "b": alpha / (alpha + beta)}
+
+
+# Objectives within this relative distance of each other are equal as far as floating
+# point can tell: runs that reached one optimum from different starts differ by ~1e-15.
+_TIE = 1e-10
+
+
+def _rank(f: np.ndarray, converged: np.ndarray) -> np.ndarray:
+    """Order rows best first: the lowest objective, and among rows tied with the lowest,
+    converged ones first (a run still crawling can be a rounding error below one that
+    has converged to the same point)."""
+    f_min = f.min()
+    tied_conv = (f <= f_min + _TIE * abs(f_min)) & converged
+    return np.lexsort((f, ~tied_conv))
 
 
 def _distinct_rows(
@@ -634,7 +658,7 @@ def fit(
     level: float = 0.95,
     grid: Mapping[str, Sequence[float]] | None = None,
     gtol: float = 1e-12,
-    max_iter: int = 200,
+    max_iter: int = 500,
     screen_iter: int = 2,
     keep: int = 64,
     x_names: Sequence[str] | None = None,
@@ -747,13 +771,20 @@ def _fit_sum_of_powers(
     keep: int,
 ) -> FitResult:
     n = len(y)
-    prob = _LogProblem(logx=np.log(np.vstack(xs)), logy=np.log(y), delta=delta)
+    # The optimiser works with log x centred on the data: a_j - alpha_j log x_j is then
+    # (a_j - alpha_j m_j) - alpha_j (log x_j - m_j), and the log-coefficient at the centre
+    # of the data, a_j - alpha_j m_j, is nearly uncorrelated with alpha_j. Uncentred, with
+    # log N ~ 20, the two form a long narrow valley that damped Newton crawls along.
+    logx = np.log(np.vstack(xs))
+    centre = logx.mean(axis=1)
+    prob = _LogProblem(logx=logx - centre[:, None], logy=np.log(y), delta=delta)
     # Weights: 1 per point for the sum, 1/n for the mean. The gradient tolerance is per
     # unit weight, so it is gtol * n on the sum and gtol on the mean.
     weights = np.full(n, 1.0 if reduce == "sum" else 1.0 / n)
     tol = gtol * weights.sum()
 
     starts = _to_internal(law, init)[None, :] if init is not None else _grid_points(law, grid)
+    starts = _shift(starts, centre, -1.0)
     n_starts = len(starts)
     # Screening: every start takes a few steps together; the best `keep` go on.
     first_iter = min(screen_iter, max_iter) if n_starts > keep else max_iter
@@ -765,10 +796,10 @@ def _fit_sum_of_powers(
         rest.nit += state.nit[best]
         state = rest
     f_rank = np.where(np.isfinite(state.f), state.f, np.inf)
-    order = np.argsort(f_rank, kind="stable")
+    order = _rank(f_rank, state.converged)
     i_best = int(order[0])
     theta = state.theta[i_best]
-    values = _to_params(law, theta)
+    values = _to_params(law, _shift(theta, centre, +1.0))
     params = {nm: float(v) for nm, v in zip(law.param_names, values, strict=True)}
     derived = {k: float(v) for k, v in _derived(law, values).items()}
     log_pred = np.log(law.predict(params, *xs))
@@ -800,9 +831,12 @@ def _fit_sum_of_powers(
         tol_rep = gtol * w_rep.sum(axis=1)
         boot = _newton(prob, theta0, w_rep, tol_rep, max_iter=max_iter)
         f_boot = np.where(np.isfinite(boot.f), boot.f, np.inf).reshape(bootstrap, n_seed)
-        pick = np.argmin(f_boot, axis=1)
+        conv = boot.converged.reshape(bootstrap, n_seed)
+        f_min = f_boot.min(axis=1, keepdims=True)
+        tied_conv = (f_boot <= f_min + _TIE * np.abs(f_min)) & conv
+        pick = np.where(tied_conv.any(axis=1), tied_conv.argmax(axis=1), f_boot.argmin(axis=1))
         rows = np.arange(bootstrap) * n_seed + pick
-        samples = _to_params(law, boot.theta[rows])
+        samples = _to_params(law, _shift(boot.theta[rows], centre, +1.0))
         boot_converged = float(boot.converged[rows].mean())
         der = _derived(law, samples)
         names = list(law.param_names) + list(der)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,14 +91,15 @@ class Law:
             )
         return tuple(np.asarray(v, dtype=float) for v in x)
 
-    def _values(self, params: Mapping[str, float]) -> list[float]:
+    def _values(self, params: Mapping[str, float]) -> list[Any]:
         missing = [p for p in self.param_names if p not in params]
         if missing:
             raise ValueError(
                 f"law {self.name!r} needs parameters {', '.join(self.param_names)}; "
                 f"missing {', '.join(missing)}"
             )
-        return [float(params[p]) for p in self.param_names]
+        # Scalars, or arrays that broadcast against the inputs (bootstrap samples).
+        return [np.asarray(params[p], dtype=float) for p in self.param_names]
 
     def _symbols(
         self, variables: Sequence[str] | None, target: str | None
@@ -133,7 +135,7 @@ class PowerLaw(Law):
         (v,), t = self._symbols(variables, target)
         if params is None:
             return f"{t} = a * {v}^k"
-        a, k = self._values(params)
+        a, k = (float(v) for v in self._values(params))
         return f"{t} = {_num(a)} * {v}^{_num(k)}"
 
 
@@ -167,7 +169,7 @@ class SumOfPowers(Law):
         if params is None:
             symbols = list(self.param_names)
         else:
-            symbols = [_num(v) for v in self._values(params)]
+            symbols = [_num(float(v)) for v in self._values(params)]
         floor, coefs, exps = symbols[0], symbols[1 : 1 + k], symbols[1 + k :]
         terms = [f"{c}/{v}^{e}" for c, v, e in zip(coefs, names, exps, strict=True)]
         return f"{t} = {floor} + " + " + ".join(terms)
