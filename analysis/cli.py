@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("fit", parents=[common, boot], help="fit a law and print it with intervals")
+    p = sub.add_parser(
+        "fit", parents=[common, _fit_options(None)], help="fit a law and print it with intervals"
+    )
     p.add_argument(
         "--law",
         choices=LAWS,
@@ -150,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_backtest)
 
     p = sub.add_parser("plot", parents=[common, boot], help="draw every figure (PNG and SVG)")
-    p.add_argument("--out", type=Path, help="output dir (default: <sweep>/plots, or <table>_plots)")
+    p.add_argument(
+        "--out", type=Path, help="output dir (default: <sweep>/plots, or ./<file stem>_plots)"
+    )
     p.add_argument(
         "--format", nargs="+", default=["png", "svg"], help="file formats (default png svg)"
     )
@@ -160,22 +164,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report", parents=[common, boot], help="write a Markdown report of one sweep"
     )
-    p.add_argument("--out", type=Path, help="report file (default: <sweep>/report.md)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="report file (default: <sweep>/report.md, or ./<file stem>_report.md)",
+    )
     p.add_argument("--k", type=int, default=1, help="runs held out by the backtest (default 1)")
     p.set_defaults(handler=cmd_report)
     return parser
 
 
-def _fit_options(bootstrap: int) -> argparse.ArgumentParser:
-    """Options of the fits (a new parser each time: parents share their action objects)."""
+def _fit_options(bootstrap: int | None) -> argparse.ArgumentParser:
+    """Options of the fits (a new parser each time: parents share their action objects).
+
+    ``bootstrap=None`` means: chosen by the law (see :func:`_bootstrap_for`).
+    """
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("fitting")
+    shown = (
+        f"{DEFAULT_BOOTSTRAP}; for power 0, which gives exact Student-t intervals"
+        if bootstrap is None
+        else str(bootstrap)
+    )
     group.add_argument(
         "--bootstrap",
         type=int,
         default=bootstrap,
         metavar="N",
-        help=f"bootstrap resamples for intervals and bands (default {bootstrap}; 0 = none)",
+        help=f"bootstrap resamples for intervals and bands (default {shown}; 0 = none)",
     )
     group.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     group.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
@@ -243,11 +259,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     x, y = _fit_columns(args.law, args.x, args.y)
     used = require(df, x + [y], f"the {args.law} fit")
     started = time.perf_counter()
+    n_boot = _bootstrap_for(args.law, args.bootstrap)
     what = f"fitting {args.law} on {len(used)} points"
-    if args.bootstrap:
-        what += f" with {args.bootstrap} bootstrap resamples"
+    if n_boot:
+        what += f" with {n_boot} bootstrap resamples"
     progress(what + " ...")
-    kw: dict[str, Any] = {"bootstrap": args.bootstrap, "seed": args.seed, "level": args.level}
+    kw: dict[str, Any] = {"bootstrap": n_boot, "seed": args.seed, "level": args.level}
     if args.law != "power":
         kw["delta"] = args.delta
     if args.law == "chinchilla":
@@ -340,7 +357,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         formats=tuple(args.format),
         bootstrap=args.bootstrap,
         seed=args.seed,
-        convention=args.params,
+        convention=_convention(args, runs),
         title=title,
         progress=progress,
     )
@@ -357,12 +374,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     runs, curves = _load_runs_and_curves(args)
     out = args.out or _default_out(args.path, "report.md")
+    figures = out.parent / "plots" if args.out else _default_out(args.path, "plots")
     path = write_report(
         runs,
         curves,
         out,
+        figures_dir=figures,
         source=str(args.path),
-        convention=args.params,
+        convention=_convention(args, runs),
         bootstrap=args.bootstrap,
         seed=args.seed,
         k=args.k,
@@ -418,10 +437,22 @@ def _fit_columns(law: str, x: str | None, y: str | None) -> tuple[list[str], str
     return [x or "params"], y or "loss"
 
 
+def _bootstrap_for(law: str, asked: int | None) -> int:
+    """Resamples for a fit: as asked, else none for power (its t-intervals are exact for a
+    straight line in log-log with normal errors) and DEFAULT_BOOTSTRAP for the others."""
+    if asked is not None:
+        if asked < 0:
+            raise ValueError(f"--bootstrap must be >= 0, got {asked}")
+        return asked
+    return 0 if law == "power" else DEFAULT_BOOTSTRAP
+
+
 def _default_out(path: Path, name: str) -> Path:
+    """Inside a sweep directory; for an imported file, in the current directory (the
+    file may sit somewhere read-only, and is not ours to write next to)."""
     if path.is_dir():
         return path / name
-    return path.parent / f"{path.stem}_{name}"
+    return Path.cwd() / f"{path.stem}_{name}"
 
 
 def _sweep_title(runs: pd.DataFrame) -> str | None:
@@ -430,12 +461,17 @@ def _sweep_title(runs: pd.DataFrame) -> str | None:
     return None
 
 
-def _convention_note(args: argparse.Namespace, df: pd.DataFrame) -> str | None:
+def _convention(args: argparse.Namespace, df: pd.DataFrame) -> str | None:
+    """The parameter convention behind ``params``: ours for run records, else unknown."""
     if "params_nonembed" in df.columns and args.params_col is None:
-        return {"nonembed": "non-embedding", "matmul": "non-embedding + LM head", "total": "total"}[
-            args.params
-        ]
+        return args.params
     return None
+
+
+def _convention_note(args: argparse.Namespace, df: pd.DataFrame) -> str | None:
+    convention = _convention(args, df)
+    names = {"nonembed": "non-embedding", "matmul": "non-embedding + LM head", "total": "total"}
+    return names[convention] if convention else None
 
 
 # --------------------------------------------------------------------------------------
@@ -471,7 +507,10 @@ def format_fit(result: FitResult, source: str | None = None, convention: str | N
     return "\n".join(lines)
 
 
-def format_frontier(frontier: Any) -> str:
+def format_frontier(frontier: Any, max_rows: int = 12) -> str:
+    """The exponent with its interval, then (up to ``max_rows``, evenly spaced) its points."""
+    import numpy as np
+
     name = {1: "envelope of the learning curves", 2: "IsoFLOP parabolas", 3: "chinchilla fit"}
     lines = [f"approach {frontier.approach} ({name[frontier.approach]}): N_opt ∝ C^a"]
     interval = frontier.interval
@@ -484,8 +523,12 @@ def format_frontier(frontier: Any) -> str:
     points = frontier.points
     if points is not None and len(points):
         lines.append("")
-        rows = [tuple(str(c) for c in points.columns)]
-        rows += [tuple(_num(v) for v in row) for row in points.itertuples(index=False)]
+        shown = points
+        if len(points) > max_rows:
+            shown = points.iloc[np.unique(np.linspace(0, len(points) - 1, max_rows).astype(int))]
+            lines.append(f"  {len(shown)} of {len(points)} points (all with --json):")
+        rows = [tuple(str(c) for c in shown.columns)]
+        rows += [tuple(_num(v) for v in row) for row in shown.itertuples(index=False)]
         lines += _table(rows)
     return "\n".join(lines)
 

@@ -74,7 +74,7 @@ class SweepFits:
     compute_vs_params
         Power law C = a·N^k over the runs.
     loss_vs_params
-        Saturating L(N) = E + A·N^(-alpha) over the runs.
+        Saturating L(N) = E + A·N^(-alpha) over the best run of each size.
     frontier2
         Approach 2: parabolas per IsoFLOP group (only when runs share compute budgets).
     chinchilla
@@ -132,10 +132,17 @@ def compute_fits(
             out.notes[name] = str(err)
             return None
 
-    say("approach 1: lower envelope of loss vs compute")
-    out.frontier1 = attempt(
-        "frontier1", lambda: approach1(require(points, ["flops", "params", "loss"], "approach 1"))
-    )
+    if "run" in points.columns and points.groupby("run").size().max() > 1:
+        say("approach 1: lower envelope of loss vs compute")
+        out.frontier1 = attempt(
+            "frontier1",
+            lambda: approach1(require(points, ["flops", "params", "loss"], "approach 1")),
+        )
+    else:
+        out.notes["frontier1"] = (
+            "approach 1 needs learning curves (several evaluations per run); this data has "
+            "one point per run"
+        )
     if out.frontier1 is not None:
         say(f"saturating L(C) on the frontier (bootstrap {bootstrap})")
         envelope = out.frontier1.points
@@ -156,7 +163,7 @@ def compute_fits(
     out.loss_vs_params = attempt(
         "loss_vs_params",
         lambda: fit_frame(
-            require(runs, ["params", "loss"], "L(N)"),
+            best_run_per_size(require(runs, ["params", "loss"], "L(N)")),
             "saturating",
             x="params",
             y="loss",
@@ -193,6 +200,17 @@ def compute_fits(
     return out
 
 
+def best_run_per_size(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run with the lowest loss of each model size, in order of size.
+
+    L(N) describes how far a size can go, so when a sweep trains a size several times
+    (several budgets, several seeds) its best run stands for it; a plain size ladder is
+    returned as it is (sorted).
+    """
+    best = runs.loc[runs.groupby("params", sort=True)["loss"].idxmin()]
+    return best.reset_index(drop=True)
+
+
 def _tokens_follow_params(runs: pd.DataFrame, tol: float = 0.05) -> bool:
     """True when tokens/params is the same for every run (within ``tol`` decades)."""
     if not {"params", "tokens"} <= set(runs.columns):
@@ -209,7 +227,7 @@ def loss_vs_compute_figure(
     points: pd.DataFrame,
     fits: SweepFits,
     *,
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     title: str | None = None,
 ) -> Figure:
     """Loss vs compute: a curve per size, the frontier, the extrapolated law and its band.
@@ -364,7 +382,7 @@ def compute_vs_params_figure(
     runs: pd.DataFrame,
     fits: SweepFits,
     *,
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     title: str | None = None,
 ) -> Figure:
     """Compute vs parameters in log-log, with the fitted C = a·N^k and k's interval."""
@@ -410,7 +428,7 @@ def isoflop_figure(
     runs: pd.DataFrame,
     fits: SweepFits,
     *,
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     title: str | None = None,
 ) -> Figure | None:
     """IsoFLOP profiles (approach 2) and the frontier exponents of every approach.
@@ -491,7 +509,7 @@ def isoflop_figure(
     ax_opt.set_xscale("log")
     ax_opt.set_yscale("log")
     ax_opt.set_xlabel(LABELS["flops"])
-    ax_opt.set_ylabel(f"compute-optimal N ({CONVENTION_NAMES.get(convention, convention)})")
+    ax_opt.set_ylabel(_params_label(convention).replace("parameters N", "compute-optimal N"))
     ax_opt.set_title("$N_{opt} \\propto C^a$ by approach")
     ax_opt.legend(fontsize=9, framealpha=0.9, loc="upper left")
     fig.suptitle(_title("IsoFLOP profiles and the compute-optimal frontier", title))
@@ -502,7 +520,7 @@ def residuals_figure(
     runs: pd.DataFrame,
     fit: FitResult,
     *,
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     title: str | None = None,
 ) -> Figure:
     """Log residuals log(L) - log(L_fit) of a fit against N and against C.
@@ -544,7 +562,7 @@ def plot_all(
     *,
     bootstrap: int = 200,
     seed: int = 0,
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     title: str | None = None,
     fits: SweepFits | None = None,
     progress: Any = None,
@@ -564,7 +582,8 @@ def plot_all(
     bootstrap, seed
         For the fits' bands and intervals (ignored when ``fits`` is given).
     convention
-        The parameter convention of ``params``, for axis labels.
+        The parameter convention of ``params`` (``nonembed``, ``matmul``, ``total``), for
+        axis labels; None for imported data.
     title
         Prefix for every figure title (e.g. the sweep's name).
     fits
@@ -597,7 +616,7 @@ def plot_all(
                 used, fits.chinchilla, convention=convention, title=title
             )
         elif fits.loss_vs_params is not None:
-            used = require(runs, ["params", "loss"], "L(N)")
+            used = best_run_per_size(require(runs, ["params", "loss"], "L(N)"))
             figures["residuals"] = residuals_figure(
                 used, fits.loss_vs_params, convention=convention, title=title
             )
@@ -696,7 +715,10 @@ def _positive(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return df[np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)]
 
 
-def _params_label(convention: str) -> str:
+def _params_label(convention: str | None) -> str:
+    """Axis label of N; ``convention`` None for imported data, counted as its source did."""
+    if convention is None:
+        return "parameters N"
     return LABELS["params"].format(convention=CONVENTION_NAMES.get(convention, convention))
 
 

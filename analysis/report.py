@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from analysis.plots import CONVENTION_NAMES, SweepFits, compute_fits, plot_all
+from analysis.plots import CONVENTION_NAMES, SweepFits, best_run_per_size, compute_fits, plot_all
 
 if TYPE_CHECKING:
     from analysis.backtest import Backtest
@@ -42,7 +42,7 @@ def write_report(
     out: str | Path,
     *,
     source: str = "",
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     bootstrap: int = 200,
     seed: int = 0,
     k: int = 1,
@@ -61,7 +61,7 @@ def write_report(
     source
         Where the data came from, shown at the top.
     convention
-        The parameter convention of ``params`` (for labels).
+        The parameter convention of ``params`` (for labels); None for imported data.
     bootstrap, seed
         Resamples for the intervals and bands.
     k
@@ -96,9 +96,8 @@ def _extra_fits(
     extra: dict[str, Any] = {"notes": {}}
     say(f"backtest: saturating L(N) without the {k} largest run(s)")
     try:
-        extra["backtest"] = backtest(
-            require(runs, ["params", "loss"], "backtest"), "saturating", k=k
-        )
+        per_size = best_run_per_size(require(runs, ["params", "loss"], "backtest"))
+        extra["backtest"] = backtest(per_size, "saturating", k=k)
     except ValueError as err:
         extra["notes"]["backtest"] = str(err)
     return extra
@@ -116,17 +115,21 @@ def render(
     base: Path,
     *,
     source: str = "",
-    convention: str = "nonembed",
+    convention: str | None = "nonembed",
     k: int = 1,
 ) -> str:
     """The report's Markdown text; figure links are made relative to ``base``."""
     name = _sweep_name(runs) or (Path(source).name if source else "runs")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    counted = (
+        f"{CONVENTION_NAMES.get(convention, convention)} parameters"
+        if convention is not None
+        else "parameters as the source counts them"
+    )
     parts = [
         f"# Scaling report: {name}",
         "",
-        f"{len(runs)} completed runs from `{source}`; N counts "
-        f"{CONVENTION_NAMES.get(convention, convention)} parameters, C is training compute in "
+        f"{len(runs)} runs from `{source}`; N counts {counted}, C is training compute in "
         f"FLOP, D training tokens, L the final validation loss (nats/token). Generated {when}.",
         "",
     ]
@@ -172,7 +175,7 @@ def _fits_section(fits: SweepFits) -> list[str]:
     entries = [
         ("C = a·N^k over the runs", fits.compute_vs_params, fits.notes.get("compute_vs_params")),
         (
-            "L(N) = E + A·N^−α over the runs",
+            "L(N) = E + A·N^−α over the best run of each size",
             fits.loss_vs_params,
             fits.notes.get("loss_vs_params"),
         ),
@@ -268,7 +271,8 @@ def _backtest_section(extra: dict[str, Any], k: int) -> list[str]:
             ]
         )
     return [
-        f"Saturating L(N) fitted on all but the {k} largest run(s) "
+        f"Saturating L(N), over the best run of each size, fitted on all but the {k} "
+        "largest size(s) "
         f"(`{result.fit.formula()}`), then asked to predict the held-out run(s):",
         "",
         *_markdown_table(
