@@ -323,7 +323,7 @@ def loss_vs_compute_figure(
         labels.append(f"largest run in the data (C = {_sci(data_max)})")
     else:
         note = fits.notes.get("loss_vs_compute") or fits.notes.get("frontier1") or "no fit"
-        ax.text(0.02, 0.02, _wrap(note, 90), transform=ax.transAxes, fontsize=7, color=".3")
+        _note(fig, f"No law drawn: {note}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     _log_loss_ticks(ax)
@@ -414,7 +414,7 @@ def compute_vs_params_figure(
             band_lo, band_hi = law.predict_band(grid)
             ax.fill_between(grid, band_lo, band_hi, color="crimson", alpha=0.15, lw=0)
     else:
-        _note(ax, fits.notes.get("compute_vs_params", "no fit"))
+        _note(fig, f"No fit: {fits.notes.get('compute_vs_params', 'no data')}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(_params_label(convention))
@@ -783,14 +783,14 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def _note(ax: Axes, text: str) -> None:
-    ax.text(
-        0.5,
-        0.5,
-        _wrap(text, 60),
-        transform=ax.transAxes,
-        ha="center",
-        va="center",
-        fontsize=9,
-        color=".3",
+def _note(fig: Figure, text: str) -> None:
+    """A line of explanation under the axes (as a legend, so the layout makes room)."""
+    fig.legend(
+        [Line2D([], [], alpha=0)],
+        [_wrap(text, 100)],
+        loc="outside lower center",
+        frameon=False,
+        handlelength=0,
+        fontsize=8,
+        labelcolor=".3",
     )
