@@ -623,6 +623,11 @@ def _derived(law: Law, values: np.ndarray) -> dict[str, np.ndarray]:
 _TIE = 1e-10
 
 
+def _best_rows(f: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` lowest finite objectives (ties broken by position)."""
+    return np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")[:count]
+
+
 def _rank(f: np.ndarray, converged: np.ndarray) -> np.ndarray:
     """Order rows best first: the lowest objective, and among rows tied with the lowest,
     converged ones first (a run still crawling can be a rounding error below one that
@@ -659,6 +664,7 @@ def fit(
     grid: Mapping[str, Sequence[float]] | None = None,
     gtol: float = 1e-12,
     max_iter: int = 500,
+    prescreen: int = 1024,
     screen_iter: int = 2,
     keep: int = 64,
     x_names: Sequence[str] | None = None,
@@ -695,9 +701,11 @@ def fit(
         objective when ``max|∇f| <= gtol``, so both stop at the same point.
     max_iter
         Newton iterations allowed per start.
-    screen_iter, keep
-        Every start takes ``screen_iter`` iterations; the ``keep`` best then continue
-        to convergence.
+    prescreen, screen_iter, keep
+        How the search narrows: the ``prescreen`` starts with the lowest objective take
+        ``screen_iter`` Newton steps together, and the ``keep`` best of them then
+        continue to convergence. With both at least the number of starts, every start
+        runs to the end.
     x_names, y_name
         Column names, used in error messages and in the formula.
 
@@ -727,7 +735,7 @@ def fit(
         result = _fit_sum_of_powers(
             law, xs, y_arr, delta=delta, bootstrap=bootstrap, seed=seed, init=init,
             reduce=reduce, level=level, grid=grid, gtol=gtol, max_iter=max_iter,
-            screen_iter=screen_iter, keep=keep,
+            prescreen=prescreen, screen_iter=screen_iter, keep=keep,
         )  # fmt: skip
     else:
         raise ValueError(f"no fitter for law {law.name!r}")
@@ -767,6 +775,7 @@ def _fit_sum_of_powers(
     grid: Mapping[str, Sequence[float]] | None,
     gtol: float,
     max_iter: int,
+    prescreen: int,
     screen_iter: int,
     keep: int,
 ) -> FitResult:
@@ -786,12 +795,19 @@ def _fit_sum_of_powers(
     starts = _to_internal(law, init)[None, :] if init is not None else _grid_points(law, grid)
     starts = _shift(starts, centre, -1.0)
     n_starts = len(starts)
-    # Screening: every start takes a few steps together; the best `keep` go on.
-    first_iter = min(screen_iter, max_iter) if n_starts > keep else max_iter
-    state = _newton(prob, starts, weights, np.full(n_starts, tol), max_iter=first_iter)
-    if n_starts > keep:
-        f_rank = np.where(np.isfinite(state.f), state.f, np.inf)
-        best = np.argsort(f_rank, kind="stable")[:keep]
+    # The search narrows in three stages, all vectorised over starts: (1) the objective
+    # at every start; (2) the best `prescreen` take `screen_iter` Newton steps together;
+    # (3) the best `keep` of those continue to convergence. On the Epoch data and on
+    # synthetic sets, the starts that end at the global optimum rank near the top at
+    # every stage, so this finds the same optimum as running every start to the end, at
+    # a fraction of the cost.
+    if n_starts > prescreen:
+        (f0,) = _objective(prob, starts, weights, order=0)
+        starts = starts[_best_rows(f0, prescreen)]
+    first_iter = min(screen_iter, max_iter) if len(starts) > keep else max_iter
+    state = _newton(prob, starts, weights, np.full(len(starts), tol), max_iter=first_iter)
+    if len(starts) > keep:
+        best = _best_rows(state.f, keep)
         rest = _newton(prob, state.theta[best], weights, np.full(len(best), tol), max_iter=max_iter)
         rest.nit += state.nit[best]
         state = rest
