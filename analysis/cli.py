@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--x", metavar="COL", help="input column for power/saturating (default params)")
     p.add_argument(
+        "--curves",
+        action="store_true",
+        help="fit every evaluation of the learning curves, not each run's final point "
+        "(automatic for a log of a single run)",
+    )
+    p.add_argument(
         "--y", metavar="COL", help="target column (default: flops for power, loss otherwise)"
     )
     p.set_defaults(handler=cmd_fit)
@@ -149,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--x", metavar="COL", default="params", help="size column for saturating (default params)"
     )
     p.add_argument("--y", metavar="COL", default="loss", help="target column (default loss)")
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="use every evaluation of the learning curves (automatic for a single run): "
+        "e.g. --x tokens predicts the end of a curve from its start",
+    )
     p.set_defaults(handler=cmd_backtest)
 
     p = sub.add_parser("plot", parents=[common, boot], help="draw every figure (PNG and SVG)")
@@ -212,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: note: %(message)s"))
+    handler.addFilter(_Once())
     logger = logging.getLogger("analysis")
     logger.addHandler(handler)
     old_level = logger.level
@@ -219,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            warnings.showwarning = _show_warning
+            shown: set[str] = set()
+            warnings.showwarning = lambda message, category, *_a, **_k: _show_warning(
+                message, category, shown
+            )
             return args.handler(args)
     except (DataError, ValueError, OptionalDependencyError, OSError) as err:
         if args.debug:
@@ -232,14 +248,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.setLevel(old_level)
 
 
-def _show_warning(message: Warning | str, category: type[Warning], *_args: Any, **_kw: Any) -> None:
+class _Once(logging.Filter):
+    """Let each message through once (commands may load the same data twice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def _show_warning(message: Warning | str, category: type[Warning], shown: set[str]) -> None:
+    """Print a warning once, as one line; optimiser noise is left out."""
     from analysis.io import DataWarning
 
     if issubclass(category, DataWarning):
-        print(f"{PROG}: warning: {message}", file=sys.stderr)
-    elif not issubclass(category, (RuntimeWarning, DeprecationWarning, FutureWarning)):
-        # Numerical noise from the optimiser (overflow in a discarded start) is not news.
-        print(f"{PROG}: warning: {category.__name__}: {message}", file=sys.stderr)
+        line = f"{PROG}: warning: {message}"
+    elif issubclass(category, (RuntimeWarning, DeprecationWarning, FutureWarning)):
+        return  # numerical noise from the optimiser (overflow in a discarded start) is not news
+    else:
+        line = f"{PROG}: warning: {category.__name__}: {message}"
+    if line not in shown:
+        shown.add(line)
+        print(line, file=sys.stderr)
 
 
 def progress(text: str) -> None:
@@ -255,7 +291,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from analysis.fit import fit_frame
     from analysis.io import require
 
-    df = _load(args)
+    df = _load_for_fit(args)
     x, y = _fit_columns(args.law, args.x, args.y)
     used = require(df, x + [y], f"the {args.law} fit")
     started = time.perf_counter()
@@ -330,7 +366,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from analysis.backtest import backtest
     from analysis.io import require
 
-    df = _load(args)
+    df = _load_for_fit(args)
     needed = ["params", "tokens", "flops", "loss"] if args.law == "chinchilla" else [args.x, args.y]
     used = require(df, needed, f"the {args.law} backtest")
     kw: dict[str, Any] = {"bootstrap": args.bootstrap, "seed": args.seed}
@@ -416,6 +452,20 @@ def _load(args: argparse.Namespace, kind: str = "runs") -> pd.DataFrame:
     from analysis.io import load
 
     return load(args.path, kind=kind, **_mapping(args))
+
+
+def _load_for_fit(args: argparse.Namespace) -> pd.DataFrame:
+    """Final points of the runs; the curves with --curves, or when there is a single run
+    (a trainer_state.json, one TensorBoard run): its learning curve is then the data."""
+    if args.curves:
+        return _load(args, kind="curves")
+    runs = _load(args)
+    if len(runs) == 1:
+        curves = _load(args, kind="curves")
+        if len(curves) > 1:
+            progress(f"one run: fitting its learning curve ({len(curves)} evaluations)")
+            return curves
+    return runs
 
 
 def _load_runs_and_curves(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:

@@ -502,7 +502,8 @@ def _finish_curve(
     df["params"] = float(n_params) if n_params else np.nan
     df["flops"] = 6.0 * df["params"] * df["tokens"]
     if df["flops"].isna().all():
-        log.info(f"{path}: give the parameter count and tokens per step to get compute")
+        missing = "the model's parameter count" if not n_params else "token counts"
+        log.info(f"{path}: no compute without {missing} (n_params, tokens_per_step)")
     df["run"] = run
     return apply_where(_order_columns(df).reset_index(drop=True), where)
 
@@ -759,7 +760,8 @@ def require(df: pd.DataFrame, columns: Iterable[str], purpose: str) -> pd.DataFr
         if {"params", "tokens", "flops"} & set(missing):
             hint = (
                 " (map the source's columns with --params-col/--tokens-col/--flops-col: any "
-                "two of params, tokens, flops give the third through C = 6ND)"
+                "two of params, tokens, flops give the third through C = 6ND; a training "
+                "log that does not record the model size needs --n-params)"
             )
         elif "loss" in missing:
             hint = " (name the loss column with --loss-col)"

@@ -208,3 +208,29 @@ def test_console_script_exit_status(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "no such file" in proc.stderr
+
+
+def test_single_run_log_is_fitted_along_its_curve(tmp_path, capsys):
+    """A trainer_state.json holds one run: fit and backtest use its learning curve."""
+    history = []
+    for step in range(100, 3100, 100):
+        tokens = step * 4096
+        history.append(
+            {"step": step, "loss": 2.1 + 30 * tokens**-0.3, "num_input_tokens_seen": tokens}
+        )
+        history.append({"step": step, "eval_loss": 2.05 + 30 * tokens**-0.3})
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"log_history": history}))
+    args = ["fit", path, "--law", "saturating", "--x", "tokens", "--bootstrap", "0", "--json"]
+    code, out, err = run_main(capsys, *args)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n"] == 30
+    # The eval losses follow L(D) = 2.05 + 30 D^-0.3 exactly.
+    assert result["params"]["E"] == pytest.approx(2.05, rel=1e-3)
+    assert result["params"]["alpha"] == pytest.approx(0.3, rel=1e-3)
+    assert "learning curve (30 evaluations)" in err
+    code, out, _ = run_main(capsys, "backtest", path, "--x", "tokens", "--k", "5", "--json")
+    assert code == 0
+    rows = json.loads(out)["rows"]
+    assert len(rows) == 5 and all(abs(r["rel_error"]) < 1e-4 for r in rows)
