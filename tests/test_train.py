@@ -179,3 +179,18 @@ def test_killed_run_resumes_bit_for_bit(reference_run, tmp_path, how):
     final, ref = results.read_summary(run), results.read_summary(reference_run)
     assert final["status"] == "completed"
     assert final["final_val_loss"] == ref["final_val_loss"]  # bit for bit, not approx
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_to_the_same_loss_as_eager(resolved, tmp_path, monkeypatch):
+    # inductor writes its cache to one shared temp folder unless told otherwise
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    short = ("train.tokens=16384", "train.threads=2")
+    eager_cfg, eager_out = run_once(resolved, tmp_path / "eager", *short)
+    compiled_cfg, compiled_out = run_once(
+        resolved, tmp_path / "compiled", *short, "train.compile=true"
+    )
+    eager, compiled = train(eager_cfg, eager_out), train(compiled_cfg, compiled_out)
+    assert compiled["status"] == "completed"
+    # the same computation, fused differently: equal up to float rounding
+    assert compiled["final_val_loss"] == pytest.approx(eager["final_val_loss"], rel=1e-3)
