@@ -17,14 +17,16 @@ the log residuals ``r = log ŷ - log y``, summed (or averaged) over points. With
 default ``delta = 1e-3`` most residuals sit in Huber's linear part, so the fit is close
 to a least-absolute-deviations fit and robust to outliers.
 
-That objective has several local minima and flat regions, so it is minimised from a
-grid of starting points. All starts are optimised *together* as one batch by a damped
-Newton method (Levenberg-Marquardt on the exact gradient and Hessian, which are cheap:
-five parameters). Every start takes a few steps; only the most promising are then
-carried to convergence. Convergence is declared on the gradient (its largest component,
-per unit weight of data, below ``gtol``), never on a small relative change of the
-objective -- stopping on the objective is what left Hoffmann et al.'s published fit
-short of the optimum (Besiroglu et al. 2024).
+That objective has many local minima and flat regions, so it is minimised from a grid
+of starting points (4,500 for chinchilla). The starts are handled *together*, as arrays,
+by a damped Newton method (Levenberg-Marquardt on the exact gradient and Hessian, which
+are cheap: at most five parameters): the objective is evaluated at every start, the
+best thousand take two Newton steps together, and the best 64 of those are carried to
+convergence. Convergence is declared on the gradient (its largest component, per unit
+weight of data, below ``gtol``), never on a small relative change of the objective --
+stopping on the objective is what left Hoffmann et al.'s published fit short of the
+optimum (Besiroglu et al. 2024). Internally ``log x`` is centred on the data, which
+decorrelates each log-coefficient from its exponent and shortens the Newton path.
 
 Bootstrap intervals resample the points with replacement; every resample is refitted
 from the full-data optimum (plus the other local optima the grid found), all resamples
@@ -688,7 +690,7 @@ def fit(
         Seed of the resampling; the same seed gives identical results.
     init
         A single starting point in natural parameters (e.g. ``{"E": 1.69, ...}``) used
-        instead of the grid.
+        instead of the grid (``init`` and ``grid`` do not apply to ``power``).
     reduce
         ``"sum"`` (default, as published) or ``"mean"`` over points.
     level
