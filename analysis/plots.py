@@ -70,7 +70,10 @@ class SweepFits:
     frontier1
         Approach 1: lower envelope of the loss-vs-compute curves.
     loss_vs_compute
-        Saturating L(C) fitted to ``frontier1``'s points (the law drawn extrapolated).
+        Saturating L(C), the law drawn extrapolated: fitted to ``frontier1``'s points, or,
+        without a frontier or a chinchilla fit, to the final point of each size.
+    loss_vs_compute_points, loss_vs_compute_source
+        The points it was fitted to, and ``"frontier"`` or ``"runs"``.
     compute_vs_params
         Power law C = a·N^k over the runs.
     loss_vs_params
@@ -89,6 +92,8 @@ class SweepFits:
     loss_vs_compute: FitResult | None = None
     compute_vs_params: FitResult | None = None
     loss_vs_params: FitResult | None = None
+    loss_vs_compute_points: pd.DataFrame | None = None
+    loss_vs_compute_source: str = "frontier"
     frontier2: Frontier | None = None
     chinchilla: FitResult | None = None
     frontier3: Frontier | None = None
@@ -152,6 +157,7 @@ def compute_fits(
                 envelope, "saturating", x="flops", y="loss", bootstrap=bootstrap, seed=seed
             ),
         )
+        out.loss_vs_compute_points = envelope
     say("power law C = a N^k")
     out.compute_vs_params = attempt(
         "compute_vs_params",
@@ -184,19 +190,34 @@ def compute_fits(
             "not fitted: every run has the same tokens per parameter, so L(N, D) cannot tell "
             "the effect of N from that of D (vary the token budget per size to fit it)"
         )
-        return out
-    say(f"chinchilla L(N, D) (bootstrap {bootstrap})")
-    out.chinchilla = attempt(
-        "chinchilla",
-        lambda: fit_frame(
-            require(runs, ["params", "tokens", "loss"], "chinchilla"),
+    else:
+        say(f"chinchilla L(N, D) (bootstrap {bootstrap})")
+        out.chinchilla = attempt(
             "chinchilla",
-            bootstrap=bootstrap,
-            seed=seed,
-        ),
-    )
+            lambda: fit_frame(
+                require(runs, ["params", "tokens", "loss"], "chinchilla"),
+                "chinchilla",
+                bootstrap=bootstrap,
+                seed=seed,
+            ),
+        )
     if out.chinchilla is not None:
         out.frontier3 = attempt("frontier3", lambda: approach3(out.chinchilla))
+    if out.loss_vs_compute is None and out.chinchilla is None:
+        # Neither a frontier nor L(N, D): a size ladder's own final points stand in. Each
+        # size trained on a budget rule (e.g. 20 tokens per parameter) ends near the
+        # compute-optimal allocation, so its best final point approximates L_opt(C).
+        say(f"saturating L(C) on the final point of each size (bootstrap {bootstrap})")
+        finals = best_run_per_size(require(runs, ["flops", "loss", "params"], "L(C)"))
+        out.loss_vs_compute = attempt(
+            "loss_vs_compute",
+            lambda: fit_frame(
+                finals, "saturating", x="flops", y="loss", bootstrap=bootstrap, seed=seed
+            ),
+        )
+        if out.loss_vs_compute is not None:
+            out.loss_vs_compute_points = finals[["flops", "params", "loss"]]
+            out.loss_vs_compute_source = "runs"
     return out
 
 
@@ -305,8 +326,24 @@ def loss_vs_compute_figure(
         )
         handles.append(_marker_handle("o", "white", "black"))
         labels.append("compute-optimal frontier (approach 1)")
+    elif fits.loss_vs_compute_source == "runs" and fits.loss_vs_compute_points is not None:
+        finals = fits.loss_vs_compute_points
+        ax.scatter(
+            finals["flops"],
+            finals["loss"],
+            marker="D",
+            s=28,
+            facecolor="white",
+            edgecolor="black",
+            lw=1.2,
+            zorder=5,
+        )
+        handles.append(_marker_handle("D", "white", "black"))
+        labels.append("final point of each size (fitted)")
     data_max = float(points["flops"].max())
-    grid = np.geomspace(float(points["flops"].min()), data_max * EXTRAPOLATE, 300)
+    fitted = fits.loss_vs_compute_points
+    start = float(fitted["flops"].min()) / 3 if fitted is not None else float(points["flops"].min())
+    grid = np.geomspace(start, data_max * EXTRAPOLATE, 300)
     law = extrapolated_law(fits, grid)
     if law is not None:
         label, values, band = law
@@ -350,7 +387,12 @@ def extrapolated_law(
 
     if fits.loss_vs_compute is not None:
         law = fits.loss_vs_compute
-        label = f"L(C) fitted to the frontier: {_short_formula(law, 'C')}"
+        fitted_to = (
+            "the frontier"
+            if fits.loss_vs_compute_source == "frontier"
+            else "each size's final point"
+        )
+        label = f"L(C) fitted to {fitted_to}: {_short_formula(law, 'C')}"
         band = None
         if law.bootstrap is not None and len(law.bootstrap):
             lo, hi = law.predict_band(flops)

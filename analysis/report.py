@@ -180,7 +180,9 @@ def _fits_section(fits: SweepFits) -> list[str]:
             fits.notes.get("loss_vs_params"),
         ),
         (
-            "L(C) = E + A·C^−α on the approach-1 frontier",
+            "L(C) = E + A·C^−α on the approach-1 frontier"
+            if fits.loss_vs_compute_source == "frontier"
+            else "L(C) = E + A·C^−α on the final point of each size (no frontier)",
             fits.loss_vs_compute,
             fits.notes.get("loss_vs_compute") or fits.notes.get("frontier1"),
         ),

@@ -96,6 +96,20 @@ def test_loss_vs_compute_axes_and_extrapolation(fixed):
     assert sum(t.startswith("N = ") for t in texts) == curves["params"].nunique()
 
 
+def test_ladder_without_frontier_fits_l_of_c_to_final_points(demo):
+    runs, curves, _ = demo
+    # Final points only (no curves, so no approach 1) and 20 tokens per parameter (so no
+    # chinchilla): the law is fitted to the final point of each size.
+    fits = plots.compute_fits(runs, None, bootstrap=20)
+    assert fits.frontier1 is None and fits.chinchilla is None
+    assert fits.loss_vs_compute_source == "runs"
+    assert len(fits.loss_vs_compute_points) == len(runs)
+    ax = plots.loss_vs_compute_figure(runs, fits).axes[0]
+    (law,) = [line for line in ax.get_lines() if line.get_color() == "crimson"]
+    assert law.get_xdata().max() >= 10 * runs["flops"].max()
+    assert any("each size's final point" in t for t in legend_texts(ax))
+
+
 def test_compute_vs_params_legend_has_k_and_its_interval(demo):
     runs, _, fits = demo
     fig = plots.compute_vs_params_figure(runs, fits)
