@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ValueError, OptionalDependencyError, OSError) as err:
         if args.debug:
             raise
-        message = str(err).strip() or type(err).__name__
+        message = " ".join(str(err).split()) or type(err).__name__  # one line, always
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     finally:
