@@ -53,11 +53,19 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
     # torch is imported only when something is to be trained: relaunching a finished
     # sweep stays fast
-    from scaling.train import train
+    from scaling.train import Interrupted, train
 
     print(f"{label}: training in {out}", flush=True)
     try:
         summary = train(resolved, out)
+    except Interrupted as e:
+        # A stop signal ends this process, not just this run: the user (or SLURM, on
+        # `scancel` or `scontrol requeue`) wants it gone. The checkpoint is saved, and
+        # exiting without a result keeps submitit from taking the run as finished when
+        # its job is requeued.
+        msg = f"{label}: {e}; checkpoint saved, resumes when relaunched (or requeued)"
+        print(msg, file=sys.stderr, flush=True)
+        raise SystemExit(128 + e.signum) from e
     except Exception as e:
         # recorded by train() as `failed`; keep going with the other points of the sweep
         msg = f"{label} FAILED: {type(e).__name__}: {e}\n  traceback: {out / 'error.txt'}"
@@ -69,7 +77,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 class SweepReport(Callback):
-    """Prints, at the end of a multirun, one line per run of the sweep and what failed.
+    """Prints, at the end of a multirun, one line per run of the sweep and what went wrong.
 
     Runs in the launching process whatever the launcher, so it reads the records on
     disk rather than the jobs' return values.
@@ -88,14 +96,18 @@ class SweepReport(Callback):
         print(f"\nsweep {config.sweep}: {sweep_dir}\n{table}", flush=True)
         t0 = getattr(self, "_t0", 0.0)
         for row in rows:
-            if row["status"] == "failed" and row["updated"] >= t0 - 1:
-                SweepReport.failed.append(row["run_id"])
-                print(
-                    f"FAILED run {row['run_id']}: {row['error']}\n"
-                    f"  traceback: {row['dir']}/error.txt\n  log: {row['log'] or '-'}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            if row["updated"] < t0 - 1 or row["status"] in results.DONE:
+                continue  # not touched by this launch, or finished
+            SweepReport.failed.append(row["run_id"])
+            if row["status"] == "failed":
+                what = f"FAILED run {row['run_id']}: {row['error']}\n"
+                what += f"  traceback: {row['dir']}/error.txt"
+            else:
+                # its job ended and left it unfinished: killed from outside (out of
+                # memory, cancelled, node lost) or out of requeues; the checkpoint stays
+                what = f"UNFINISHED run {row['run_id']} ({row['status']}, job {row['job_id']}): "
+                what += "relaunch the sweep to resume it"
+            print(f"{what}\n  log: {row['log'] or '-'}", file=sys.stderr, flush=True)
 
 
 @hydra.main(version_base="1.3", config_path="../sweeps", config_name="config")
@@ -110,9 +122,17 @@ def main() -> None:
 
         sys.exit(status_main(sys.argv[2:]))
     _hydra_main()
+    from hydra_plugins.scaling_lab.launcher import SlurmLauncher
+
     failed = set(SweepReport.failed) | {rid for rid, s, _ in _OUTCOMES if s == "failed"}
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(sorted(failed))}", file=sys.stderr)
+    if SlurmLauncher.died:
+        print(
+            f"{len(SlurmLauncher.died)} job(s) died: {', '.join(SlurmLauncher.died)}",
+            file=sys.stderr,
+        )
+    if failed or SlurmLauncher.died:
         sys.exit(1)
 
 

@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scaling import results
 
 
@@ -24,16 +26,24 @@ def _alive(launcher: dict[str, Any]) -> bool | None:
     if launcher.get("kind") == "slurm" and launcher.get("job_id"):
         if not shutil.which("squeue"):
             return None
+        # the job id is `123` or, for a job of an array, `123_4`; squeue lists a job while
+        # it is pending (a requeued job too), running or completing. -r lists pending
+        # array jobs one per line: otherwise they are folded into `123_[4-9]`.
         job = str(launcher["job_id"])
-        out = subprocess.run(
-            ["squeue", "-h", "-j", job.split("_")[0], "-o", "%i"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        try:
+            out = subprocess.run(
+                ["squeue", "-h", "-r", "-j", job, "-o", "%i"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            return None
         if out.returncode != 0:
+            # a job that ended a while ago is forgotten by slurmctld: "Invalid job id";
+            # anything else (no cluster configured, controller down) says nothing
             return False if "Invalid job id" in out.stderr else None
-        return job in out.stdout.split() or job.split("_")[0] in out.stdout.split()
+        return job in out.stdout.split()
     if launcher.get("pid") and launcher.get("host") == platform.node():
         try:
             os.kill(int(launcher["pid"]), 0)
@@ -43,6 +53,15 @@ def _alive(launcher: dict[str, Any]) -> bool | None:
             return True
         return True
     return None
+
+
+def _config_model(run_dir: Path) -> dict[str, Any]:
+    """The ``model`` section of a run's config.yaml (empty when there is none)."""
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return cfg.get("model") or {}
 
 
 def sweep_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -55,13 +74,15 @@ def sweep_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
         if status == "running" and _alive(launcher) is False:
             status = "lost"
         updated = s.get("updated_at")
+        # a run that failed before its shape was resolved has only its config to show
+        model = s if "d_model" in s else _config_model(d)
         rows.append(
             {
                 "run_id": d.name,
                 "dir": str(d),
                 "status": status,
-                "family": s.get("family"),
-                "d_model": s.get("d_model"),
+                "family": model.get("family"),
+                "d_model": model.get("d_model"),
                 "params": s.get("params_nonembed"),
                 "tokens": s.get("tokens"),
                 "tokens_target": s.get("tokens_target"),

@@ -46,6 +46,10 @@ class Diverged(RuntimeError):
 class Interrupted(RuntimeError):
     """A stop signal arrived; the checkpoint has been written."""
 
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+        self.signum = signum
+
 
 # ----------------------------------------------------------------------------------------
 # The per-size rules, stated in the config and resolved here once per run
@@ -195,14 +199,18 @@ class StopFlag:
     def forward(self) -> None:
         """After checkpointing, let whoever handled the signal before us act on it.
 
-        Under submitit that is its own handler, which requeues the job; otherwise the
-        run stops with :class:`Interrupted`.
+        Under submitit, USR2's handler is submitit's: it asks the task how to resubmit
+        itself (the Hydra launcher: the same task from the start, which finds this run's
+        checkpoint and resumes), requeues the job and exits with ``SystemExit``; after
+        too many time-outs it raises instead, and the run is recorded as failed. Its
+        SIGTERM handler only logs. Whenever the previous handler returns, the run stops
+        with :class:`Interrupted`.
         """
         prev = self.previous.get(self.signum)
         self.restore()
         if callable(prev):
             prev(self.signum, None)
-        raise Interrupted(f"stopped by signal {signal.Signals(self.signum).name}")
+        raise Interrupted(self.signum)
 
 
 # ----------------------------------------------------------------------------------------
@@ -249,7 +257,10 @@ def launcher_info() -> dict[str, Any]:
         import submitit
 
         paths = submitit.JobEnvironment().paths
-        info["stdout"], info["stderr"] = str(paths.stdout), str(paths.stderr)
+        info["stdout"] = str(paths.stdout)
+        # SLURM creates the job's log files before it starts: no stderr file means stderr
+        # goes to the stdout log (the launcher's stderr_to_stdout)
+        info["stderr"] = str(paths.stderr if paths.stderr.exists() else paths.stdout)
     return info
 
 
@@ -286,7 +297,14 @@ def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str,
     out = Path(run_directory)
     out.mkdir(parents=True, exist_ok=True)
     results.atomic_write_text(out / "config.yaml", yaml.safe_dump(dict(cfg), sort_keys=False))
-    summary: dict[str, Any] = {"run_id": out.name, "sweep": cfg["sweep"], "status": "running"}
+    # where it runs comes first: a run that fails while starting up (a bad config, no
+    # data) still tells which job it was and where that job's log is
+    summary: dict[str, Any] = {
+        "run_id": out.name,
+        "sweep": cfg["sweep"],
+        "status": "running",
+        "launcher": launcher_info(),
+    }
     stop = StopFlag()
     try:
         return _train(cfg, out, summary, stop)
@@ -371,7 +389,6 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
             "betas": list(cfg["optim"]["betas"]),
             "grad_clip": cfg["optim"]["grad_clip"],
         },
-        launcher=launcher_info(),
     )
 
     # resume: everything the loop reads is in the checkpoint, so the run continues exactly

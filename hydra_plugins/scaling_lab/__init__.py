@@ -1,0 +1,1 @@
+"""Scaling Lab's Hydra plugins: the SLURM launcher (see launcher.py)."""

@@ -1,0 +1,400 @@
+"""Sweeps on a live SLURM cluster: job arrays, preemption, time limits, failures, status.
+
+Nothing here is mocked: `scaling-train -m ... hydra/launcher=slurm` submits real jobs
+through submitit and waits for them, as a user's command would. The tests need a cluster
+the SLURM commands reach (through ``SLURM_CONF``); a single-node one runs on this
+machine with
+
+    eval "$(scripts/start-local-slurm.sh)"
+
+and `.ci/run` starts it for CI. Without a cluster the tests are skipped, unless
+``SCALING_LAB_REQUIRE_SLURM=1`` (set by CI), which makes that an error.
+
+The local cluster has two partitions: ``debug`` (the default) and ``high``, whose jobs
+preempt those in ``debug``. Every job here asks for one CPU and trains with one thread,
+so that two jobs share two cores without fighting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scaling import results
+
+pytestmark = pytest.mark.slurm
+
+SLURM = ("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "train.threads=1")
+# A run of ~640 steps: 15-20 s of training on one core, long enough to stop it midway
+LONG = ("experiment=smoke", "model.d_model=32", "train.tokens=655360")
+
+
+def _cluster_problem() -> str | None:
+    """Why no usable cluster is reachable, or None when one is."""
+    if not shutil.which("sinfo"):
+        return "no SLURM commands on PATH"
+    try:
+        sinfo = subprocess.run(
+            ["sinfo", "-h", "-o", "%a"], capture_output=True, text=True, timeout=30
+        )
+        # submitit follows its jobs with sacct: without accounting it cannot tell when one ends
+        sacct = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo or sacct did not answer within 30 s"
+    if sinfo.returncode != 0:
+        return f"sinfo failed: {sinfo.stderr.strip()[-200:]}"
+    if "up" not in sinfo.stdout.split():
+        return "no partition is up"
+    if sacct.returncode != 0:
+        return f"sacct failed (accounting is needed): {sacct.stderr.strip()[-200:]}"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> None:
+    problem = _cluster_problem()
+    if problem is None:
+        return
+    if os.environ.get("SCALING_LAB_REQUIRE_SLURM") == "1":
+        pytest.fail(f"SCALING_LAB_REQUIRE_SLURM=1 but no SLURM cluster: {problem}", pytrace=False)
+    pytest.skip(
+        f'no SLURM cluster ({problem}); start one with eval "$(scripts/start-local-slurm.sh)"'
+    )
+
+
+@pytest.fixture(autouse=True)
+def cancel_leftover_jobs(tmp_path):
+    """Cancel the jobs a test submitted, when it fails before they end: they would hold
+    the CPUs the next test needs. Their ids name the folders under .submitit/."""
+    yield
+    jobs = {p.name.split("_")[0] for p in tmp_path.glob("**/.submitit/*") if p.is_dir()}
+    if jobs:
+        subprocess.run(["scancel", *sorted(jobs)], capture_output=True, timeout=30)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers: the command as a user runs it, and what SLURM says about its jobs
+
+
+def popen(*args: str, cwd: Path) -> subprocess.Popen:
+    """`scaling-train ARGS` in the background, from ``cwd``, its output captured."""
+    exe = Path(sys.executable).with_name("scaling-train")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [str(exe), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def scaling_train(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = popen(*args, cwd=cwd)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # the jobs it submitted are cancelled by stop-local-slurm.sh at the end
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def config(run: Path) -> dict:
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def records(sweep_dir: Path) -> dict[str, dict]:
+    return {d.name: s for d, s in results.iter_runs(sweep_dir)}
+
+
+def only_run(sweep_dir: Path) -> Path:
+    (run,) = [d for d, _ in results.iter_runs(sweep_dir)]
+    return run
+
+
+def comparable(run: Path) -> list[dict]:
+    # wall-clock time differs between any two runs; everything else must not
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in results.read_metrics(run)]
+
+
+def sacct(job: str, timeout: float = 30) -> list[str]:
+    """The states of each allocation of one job, oldest first (a requeued job has several),
+    once the last has ended: submitit sees a job's result before SLURM marks it done."""
+    t0 = time.time()
+    while True:
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "--duplicates", "-j", job, "-o", "JobID,State"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        states = [ln.split("|")[1] for ln in out.stdout.split() if ln.split("|")[0] == job]
+        if states and states[-1] not in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED"):
+            return states
+        assert time.time() - t0 < timeout, f"job {job} still {states} after {timeout} s"
+        time.sleep(0.5)
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"ended early:\n{proc.stdout.read()}\n{proc.stderr.read()}")
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.2)
+
+
+def metrics_lines(sweep_dir: Path) -> int:
+    runs = [d for d, _ in results.iter_runs(sweep_dir)]
+    return len(results.read_metrics(runs[0])) if runs else 0
+
+
+def signals(log: str, case: str) -> set[str]:
+    """When submitit caught USR2 and judged the job `preempted` or `timed-out`.
+
+    submitit logs each warning to stdout and stderr, and Hydra's logging once more: the
+    job log (both streams) holds each a few times, with one time stamp.
+    """
+    return set(re.findall(rf"\(([^)]+)\) - Caught signal SIGUSR2 on \S+ this job is {case}", log))
+
+
+def stops_and_resumes(log: str) -> tuple[list[int], list[int]]:
+    """The steps a job log says the run checkpointed and stopped at, and resumed from."""
+    stops = [int(s) for s in re.findall(r"checkpoint at step (\d+), stopping", log)]
+    resumes = [int(s) for s in re.findall(r"resuming from step (\d+)/", log)]
+    return stops, resumes
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def test_sweep_runs_as_a_job_array_and_records_each_job(tmp_path):
+    out = scaling_train(
+        "-m", "experiment=smoke", "train.tokens=16384", *SLURM, "results_dir=r", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    sweep = tmp_path / "r" / "smoke"
+    recs = records(sweep)
+    assert len(recs) == 3
+    assert {s["status"] for s in recs.values()} == {"completed"}
+
+    # one job array, one job per point, each recorded with its own log
+    launchers = {rid: s["launcher"] for rid, s in recs.items()}
+    (array,) = {info["job_id"].split("_")[0] for info in launchers.values()}
+    assert sorted(info["array_index"] for info in launchers.values()) == [0, 1, 2]
+    for rid, info in launchers.items():
+        assert info["kind"] == "slurm"
+        assert info["job_id"] == f"{array}_{info['array_index']}"
+        log = Path(info["stdout"])
+        assert log.is_relative_to(sweep / ".submitit")
+        text = log.read_text()
+        assert f"training in {Path('r') / 'smoke' / rid}" in text
+        assert "Job completed successfully" in text
+        assert sacct(info["job_id"]) == ["COMPLETED"]
+
+    # the status table shows where each run ran, so nobody digs through .submitit
+    status = scaling_train("status", str(sweep), cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    for info in launchers.values():
+        assert info["job_id"] in status.stdout and info["stdout"] in status.stdout
+    assert "3 completed" in status.stdout
+
+
+def test_failed_point_is_reported_and_relaunch_trains_only_failed_and_missing(tmp_path):
+    # 32 wide with 7 heads is impossible; 2 and 4 heads train
+    sweep_args = ("-m", "experiment=smoke", "model.d_model=32", "model.n_heads=2,4,7")
+    args = (*sweep_args, "train.tokens=16384", *SLURM, "results_dir=r")
+    first = scaling_train(*args, cwd=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    sweep = tmp_path / "r" / "smoke"
+    recs = records(sweep)
+    # the failed run's summary has no shape (it failed resolving it): read its config
+    by_heads = {config(sweep / rid)["model"]["n_heads"]: (rid, s) for rid, s in recs.items()}
+    assert {h: s["status"] for h, (_, s) in by_heads.items()} == {
+        2: "completed",
+        4: "completed",
+        7: "failed",
+    }
+
+    # the failed run: its traceback beside its record, its job and log in the record...
+    bad, bad_rec = by_heads[7]
+    assert "n_heads" in bad_rec["error"]
+    assert "Traceback" in (sweep / bad / "error.txt").read_text()
+    log = bad_rec["launcher"]["stdout"]
+    assert "ValueError" in Path(log).read_text()
+    # ...and in the command's output, with the exit code
+    assert f"FAILED run {bad}" in first.stderr
+    assert str(Path("r") / "smoke" / bad / "error.txt") in first.stderr
+    assert f"log: {log}" in first.stderr
+    assert "1 run(s) failed" in first.stderr
+
+    # a run gone missing (as if its job never started), then the same command again
+    kept, kept_rec = by_heads[2]
+    missing, _ = by_heads[4]
+    shutil.rmtree(sweep / missing)
+    again = scaling_train(*args, cwd=tmp_path)
+    assert again.returncode == 1, again.stdout + again.stderr  # n_heads=7 is still impossible
+    after = records(sweep)
+    arrays = {rid: s["launcher"]["job_id"].split("_")[0] for rid, s in after.items()}
+    first_array, new_array = arrays[kept], arrays[missing]
+    assert first_array != new_array
+    assert {rid for rid, a in arrays.items() if a == new_array} == {missing, bad}
+    assert after[kept] == kept_rec  # not even rewritten
+    assert after[missing]["status"] == "completed" and after[bad]["status"] == "failed"
+    # the kept run's job of the new array found its record and said so
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").glob(f"{new_array}_*/*.out"))
+    assert f"run {kept}" in logs and "already completed" in logs
+
+
+def test_preempted_run_is_requeued_and_resumes_bit_for_bit(tmp_path, request):
+    # the uninterrupted reference trains on this machine meanwhile (one thread each)
+    reference = popen(*LONG, "train.threads=1", "results_dir=ref", cwd=tmp_path)
+    sweep = tmp_path / "slurm" / "smoke"
+    proc = popen("-m", *LONG, *SLURM, "results_dir=slurm", cwd=tmp_path)
+    request.addfinalizer(reference.kill)
+    try:
+        # midway, a job in partition `high` wants the whole node: SLURM preempts ours
+        wait_for(lambda: metrics_lines(sweep) >= 2, proc)
+        high = subprocess.run(
+            ["sbatch", "--parsable", "-p", "high", "--exclusive", "-o", os.devnull]
+            + ["--wrap", "sleep 1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    run = only_run(sweep)
+    summary = results.read_summary(run)
+    assert summary["status"] == "completed"
+
+    # USR2 at preemption -> checkpoint -> requeue -> the same job resumes at that step
+    job = summary["launcher"]["job_id"]
+    states = sacct(job)
+    assert states[0] == "REQUEUED" and states[-1] == "COMPLETED", states
+    assert sacct(high) == ["COMPLETED"]
+    log = Path(summary["launcher"]["stdout"]).read_text()
+    assert len(signals(log, "preempted")) == 1  # submitit's word: not counted as a time-out
+    stops, resumes = stops_and_resumes(log)
+    assert len(stops) == 1 and resumes == stops
+    assert 0 < stops[0] < summary["steps_total"]
+
+    # and it ends exactly where the uninterrupted run does
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    ref = only_run(tmp_path / "ref" / "smoke")
+    assert ref.name == run.name
+    assert comparable(run) == comparable(ref)
+    assert summary["final_val_loss"] == results.read_summary(ref)["final_val_loss"]
+
+
+def test_run_cut_by_its_time_limit_is_requeued_until_it_completes(tmp_path):
+    # SLURM's shortest time limit is a minute. It sends USR2 signal_delay_s before the
+    # limit but checks only every ~30 s, so here each job gets its warning some 20-30 s
+    # in, and the run (~35 s alone) needs two or three jobs.
+    out = scaling_train(
+        "-m",
+        "experiment=smoke",
+        "model.d_model=32",
+        "train.tokens=1048576",
+        *SLURM,
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=30",
+        "results_dir=r",
+        cwd=tmp_path,
+        timeout=500,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    run = only_run(tmp_path / "r" / "smoke")
+    summary = results.read_summary(run)
+    assert summary["status"] == "completed"
+    assert summary["step"] == summary["steps_total"]
+
+    job = summary["launcher"]["job_id"]
+    states = sacct(job)
+    assert states[-1] == "COMPLETED" and states[:-1] and set(states[:-1]) == {"REQUEUED"}, states
+    log = Path(summary["launcher"]["stdout"]).read_text()
+    assert len(signals(log, "timed-out")) == len(states) - 1
+    # each job stopped at a checkpoint and the next one resumed from exactly there
+    stops, resumes = stops_and_resumes(log)
+    assert len(stops) == len(states) - 1 and resumes == stops
+    assert stops == sorted(set(stops))
+    # the metrics log has every evaluation once, in order, whatever the interruptions
+    steps = [r["step"] for r in results.read_metrics(run)]
+    every = summary["steps_total"] // 8  # experiment=smoke: train.n_evals=8
+    assert steps == list(range(every, summary["steps_total"] + 1, every))
+
+
+def test_requeue_from_outside_checkpoints_at_sigterm_and_resumes(tmp_path):
+    # `scontrol requeue` sends SIGTERM, not USR2: submitit only logs it, but the run
+    # checkpoints on it and leaves without a result, so the launcher waits for the rerun
+    sweep = tmp_path / "r" / "smoke"
+    args = ("-m", "experiment=smoke", "model.d_model=32", "train.tokens=327680")
+    proc = popen(*args, *SLURM, "results_dir=r", cwd=tmp_path)
+    try:
+        wait_for(lambda: metrics_lines(sweep) >= 1, proc)
+        job = results.read_summary(only_run(sweep))["launcher"]["job_id"]
+        subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, timeout=30)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    summary = results.read_summary(only_run(sweep))
+    assert summary["status"] == "completed" and summary["launcher"]["job_id"] == job
+    assert sacct(job) == ["REQUEUED", "COMPLETED"]
+    log = Path(summary["launcher"]["stdout"]).read_text()
+    assert "stopped by signal SIGTERM" in log
+    stops, resumes = stops_and_resumes(log)
+    assert len(stops) == 1 and resumes == stops
+
+
+def test_job_killed_outright_leaves_its_run_lost_and_a_relaunch_resumes_it(tmp_path):
+    sweep = tmp_path / "r" / "smoke"
+    args = ("-m", "experiment=smoke", "model.d_model=32", "train.tokens=327680")
+    args = (*args, *SLURM, "results_dir=r")
+    proc = popen(*args, cwd=tmp_path)
+    try:
+        wait_for(lambda: metrics_lines(sweep) >= 1, proc)
+        run = only_run(sweep)
+        launcher = results.read_summary(run)["launcher"]
+        status = scaling_train("status", str(sweep), "--json", cwd=tmp_path)
+        (row,) = json.loads(status.stdout)
+        assert row["status"] == "running" and row["job_id"] == launcher["job_id"]
+
+        # as the kernel's OOM killer would: no signal handler runs, nothing is recorded
+        os.kill(launcher["pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    # the command still waits for its jobs, says which died and where to look
+    assert proc.returncode == 1
+    assert f"job {launcher['job_id']} " in err and "ended without a result" in err
+    assert f"UNFINISHED run {run.name}" in err and f"log: {launcher['stdout']}" in err
+    assert sacct(launcher["job_id"]) == ["FAILED"]
+
+    status = scaling_train("status", str(sweep), "--json", cwd=tmp_path)
+    (row,) = json.loads(status.stdout)
+    assert row["status"] == "lost" and row["log"] == launcher["stdout"]
+    table = scaling_train("status", str(sweep), cwd=tmp_path).stdout
+    assert "lost" in table and launcher["job_id"] in table
+
+    # relaunching resumes it from its last periodic checkpoint, in a new job
+    again = scaling_train(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = results.read_summary(run)
+    assert summary["status"] == "completed"
+    assert summary["launcher"]["job_id"] != launcher["job_id"]
+    assert "resuming from step" in Path(summary["launcher"]["stdout"]).read_text()
