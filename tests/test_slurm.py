@@ -51,13 +51,19 @@ def _cluster_problem() -> str | None:
         sacct = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
         return "sinfo or sacct did not answer within 30 s"
+    conf = f"SLURM_CONF={os.environ.get('SLURM_CONF', '(unset)')}"
     if sinfo.returncode != 0:
-        return f"sinfo failed: {sinfo.stderr.strip()[-200:]}"
+        return f"sinfo failed with {conf}: {last_line(sinfo.stderr)}"
     if "up" not in sinfo.stdout.split():
-        return "no partition is up"
+        return f"no partition is up ({conf})"
     if sacct.returncode != 0:
-        return f"sacct failed (accounting is needed): {sacct.stderr.strip()[-200:]}"
+        return f"sacct failed (submitit needs accounting): {last_line(sacct.stderr)}"
     return None
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 @pytest.fixture(scope="module", autouse=True)
