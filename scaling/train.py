@@ -23,8 +23,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 
-from scaling import results
+from scaling import distributed, results
 from scaling.data import DataSpec, prepare, sample_batch, val_batches
 from scaling.families import build_model, param_counts, shape_for
 from scaling.flops import flops_6nd, flops_per_token
@@ -55,7 +56,9 @@ class Interrupted(RuntimeError):
 # The per-size rules, stated in the config and resolved here once per run
 
 
-def resolve_plan(cfg: Mapping[str, Any], n_params: int, context: int) -> dict[str, Any]:
+def resolve_plan(
+    cfg: Mapping[str, Any], n_params: int, context: int, world: int = 1
+) -> dict[str, Any]:
     """Token budget, batch, learning rate and schedule lengths for one model size.
 
     Parameters
@@ -66,6 +69,9 @@ def resolve_plan(cfg: Mapping[str, Any], n_params: int, context: int) -> dict[st
         The parameter count the rules scale with (``train.budget_params`` convention).
     context : int
         Sequence length in tokens.
+    world : int
+        Data-parallel processes: the micro-batches of a step are shared among them, so
+        their number is rounded to a multiple of it.
 
     Returns
     -------
@@ -84,7 +90,7 @@ def resolve_plan(cfg: Mapping[str, Any], n_params: int, context: int) -> dict[st
         rule = optim["batch_rule"]
         batch_tokens = rule["base"] * (n_params / rule["n_base"]) ** rule["exponent"]
         batch_tokens = min(max(batch_tokens, rule["min"]), rule["max"])
-    grad_accum = max(1, round(batch_tokens / seq_per_micro))
+    grad_accum = max(1, round(batch_tokens / (seq_per_micro * world))) * world
     batch_tokens = grad_accum * seq_per_micro
 
     # tokens: explicit, or tokens_per_param * N (Chinchilla's compute-optimal ratio is ~20)
@@ -207,6 +213,9 @@ class StopFlag:
         SIGTERM handler only logs. Whenever the previous handler returns, the run stops
         with :class:`Interrupted`.
         """
+        if self.signum is None:  # another process of a data-parallel run was signalled
+            self.restore()
+            raise Interrupted(signal.SIGTERM)
         prev = self.previous.get(self.signum)
         self.restore()
         if callable(prev):
@@ -307,16 +316,17 @@ def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str,
         "launcher": launcher_info(),
     }
     stop = StopFlag()
+    procs = distributed.setup()
     try:
-        return _train(cfg, out, summary, stop)
+        return _train(cfg, out, summary, stop, procs)
     except Interrupted:
         raise
     except Diverged as e:
         summary.update(status="diverged", error=str(e))
         print(f"[{out.name}] diverged: {e}", file=sys.stderr, flush=True)
-        return results.write_summary(out, summary)
+        return results.write_summary(out, summary) if procs.main else summary
     except BaseException as e:
-        if isinstance(e, KeyboardInterrupt | SystemExit):
+        if isinstance(e, KeyboardInterrupt | SystemExit) or not procs.main:
             raise
         results.atomic_write_text(out / "error.txt", traceback.format_exc())
         summary.update(status="failed", error=f"{type(e).__name__}: {e}")
@@ -324,9 +334,12 @@ def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str,
         raise
     finally:
         stop.restore()
+        distributed.teardown(procs)
 
 
-def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, Any]:
+def _train(
+    cfg: Mapping, out: Path, summary: dict, stop: StopFlag, procs: distributed.Group
+) -> dict[str, Any]:
     t_start = time.perf_counter()
     tcfg, mcfg = cfg["train"], cfg["model"]
     if tcfg.get("threads"):
@@ -349,13 +362,19 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
         d_ff=mcfg.get("d_ff"),
     )
     counts = param_counts(shape)
-    plan = resolve_plan(cfg, counts[tcfg["budget_params"]], shape.context)
+    plan = resolve_plan(cfg, counts[tcfg["budget_params"]], shape.context, procs.world)
     fpt = flops_per_token(shape)
     peak = tcfg.get("peak_flops") or PEAK_FLOPS[(device.type, dtype)]
 
     model = build_model(shape, seed=cfg["seed"]).to(device)
     optimizer = make_optimizer(model, plan, cfg["optim"], device)
-    step_fn = torch.compile(model) if tcfg["compile"] else model
+    # DDP averages gradients over processes; the record and checkpoint keep the bare model
+    ddp = None
+    if procs.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = DistributedDataParallel(model, device_ids=ids)
+    step_fn = ddp or model
+    step_fn = torch.compile(step_fn) if tcfg["compile"] else step_fn
 
     summary.update(
         shape.as_dict(),
@@ -377,6 +396,7 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
         peak_flops=peak,
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         dtype=dtype,
+        world_size=procs.world,
         versions=versions(),
         git_sha=results.git_sha(),
         corpus=data.corpus,
@@ -406,10 +426,18 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
         step, wall_before, best_val = ckpt["step"], ckpt["wall_s"], ckpt["best_val_loss"]
         train_loss_sum, train_loss_n = ckpt["train_loss_sum"], ckpt["train_loss_n"]
         metrics_offset = ckpt["metrics_offset"]
-        print(f"[{out.name}] resuming from step {step}/{plan['steps_total']}", flush=True)
-    metrics = results.MetricsLog(out / "metrics.jsonl", truncate_to=metrics_offset)
+        if procs.main:
+            print(f"[{out.name}] resuming from step {step}/{plan['steps_total']}", flush=True)
+    # only rank 0 writes; the other processes of a data-parallel run keep their hands off
+    metrics = (
+        results.MetricsLog(out / "metrics.jsonl", truncate_to=metrics_offset)
+        if procs.main
+        else None
+    )
 
     def save_checkpoint() -> None:
+        if not procs.main:
+            return
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -428,6 +456,8 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
 
     def record(**fields: Any) -> dict[str, Any]:
         tokens = step * plan["batch_tokens"]
+        if not procs.main:
+            return summary
         summary.update(
             step=step,
             tokens=tokens,
@@ -455,21 +485,29 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
     while step < plan["steps_total"]:
         t_step = time.perf_counter()
         lr = lr_at(step, plan)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
         loss_accum = torch.zeros((), device=device)
-        for micro in range(plan["grad_accum"]):
-            # batches are a pure function of (seed, step, micro): a resumed run draws the same
+        # this process's share of the step's micro-batches (all of them when alone)
+        mine = range(procs.rank, plan["grad_accum"], procs.world)
+        for micro in mine:
+            # batches are a pure function of (seed, step, micro): a resumed run draws the
+            # same, and so does a data-parallel one, whatever its number of processes
             x, y = sample_batch(
                 data.train, plan["micro_batch"], shape.context, cfg["seed"], step, micro
             )
             x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            with autocast(device, dtype):
-                logits = step_fn(input_ids=x).logits
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-            (loss / plan["grad_accum"]).backward()
+            # DDP would average gradients after every backward: only after the last one
+            sync = ddp is None or micro == mine[-1]
+            with contextlib.nullcontext() if sync else ddp.no_sync():
+                with autocast(device, dtype):
+                    logits = step_fn(input_ids=x).logits
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+                # DDP averages gradients over processes; the step wants their sum over
+                # micro-batches divided by grad_accum
+                (loss * procs.world / plan["grad_accum"]).backward()
             loss_accum += loss.detach() / plan["grad_accum"]
-        loss_accum = loss_accum.item()  # one host sync per step, not per micro-batch
+        loss_accum = (procs.mean(loss_accum) * procs.world).item()  # one host sync per step
         if not math.isfinite(loss_accum):
             raise Diverged(f"training loss is {loss_accum} at step {step}")
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["optim"]["grad_clip"])
@@ -485,7 +523,8 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
             tokens_per_s = steps_timed * plan["batch_tokens"] / train_time
             mfu = tokens_per_s * fpt / peak
         first_step = False
-        if tokens_per_s and (step % tcfg["log_every"] == 0 or step == plan["steps_total"]):
+        log_now = step % tcfg["log_every"] == 0 or step == plan["steps_total"]
+        if procs.main and tokens_per_s and log_now:
             eta = (plan["steps_total"] - step) * train_time / steps_timed
             print(
                 f"[{out.name}] step {step}/{plan['steps_total']} loss {loss_accum:.4f} "
@@ -496,32 +535,36 @@ def _train(cfg: Mapping, out: Path, summary: dict, stop: StopFlag) -> dict[str, 
         if step % plan["eval_every"] == 0 or step == plan["steps_total"]:
             val_loss = evaluate(model, val, device, dtype)
             best_val = min(best_val, val_loss)
-            metrics.append(
-                {
-                    "step": step,
-                    "tokens": step * plan["batch_tokens"],
-                    "flops": step * plan["batch_tokens"] * fpt,
-                    "train_loss": train_loss_sum / train_loss_n,
-                    "val_loss": val_loss,
-                    "lr": lr,
-                    "elapsed_s": round(wall_before + time.perf_counter() - t_start, 3),
-                }
-            )
+            if procs.main:
+                metrics.append(
+                    {
+                        "step": step,
+                        "tokens": step * plan["batch_tokens"],
+                        "flops": step * plan["batch_tokens"] * fpt,
+                        "train_loss": train_loss_sum / train_loss_n,
+                        "val_loss": val_loss,
+                        "lr": lr,
+                        "elapsed_s": round(wall_before + time.perf_counter() - t_start, 3),
+                    }
+                )
             train_loss_sum, train_loss_n = 0.0, 0
             record(status="running", final_val_loss=val_loss)
 
-        if stop.signum is not None:
+        if procs.any(stop.signum is not None, device):
             save_checkpoint()
             record(status="interrupted", tokens_per_s=tokens_per_s, mfu=mfu)
-            metrics.close()
-            print(f"[{out.name}] checkpoint at step {step}, stopping", flush=True)
+            if metrics:
+                metrics.close()
+                print(f"[{out.name}] checkpoint at step {step}, stopping", flush=True)
+            procs.barrier()  # the checkpoint is on disk before any process leaves
             stop.forward()
         if step % tcfg["ckpt_every"] == 0 and step < plan["steps_total"]:
             save_checkpoint()
 
-    metrics.close()
-    if tcfg.get("save_model"):
-        model.save_pretrained(out / "model", safe_serialization=True)
-    if not tcfg.get("keep_checkpoint"):
-        ckpt_path.unlink(missing_ok=True)
+    if procs.main:
+        metrics.close()
+        if tcfg.get("save_model"):
+            model.save_pretrained(out / "model", safe_serialization=True)
+        if not tcfg.get("keep_checkpoint"):
+            ckpt_path.unlink(missing_ok=True)
     return record(status="completed", tokens_per_s=tokens_per_s, mfu=mfu)
