@@ -35,14 +35,30 @@ def _overrides() -> str:
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
-    """Train one point of a sweep unless its record says it is already done."""
+    """Train one point of a sweep unless its record says it is already done.
+
+    With ``job=finetune`` or ``job=compress`` (experiment/finetune.yaml, compress.yaml),
+    fine-tune or compress every model of the sweep ``source`` instead (scaling/sources.py).
+    """
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    if resolved.get("job", "pretrain") != "pretrain":
+        from scaling.sources import run_job
+
+        _OUTCOMES.extend(run_job(resolved["job"], resolved))
+        return None
     rid = results.run_id(resolved)
     out = results.run_dir(resolved["results_dir"], resolved["sweep"], rid)
     label = f"run {rid} ({_overrides() or 'defaults'})"
 
     summary = results.read_summary(out)
-    if summary and summary.get("status") in results.DONE:
+    done = summary is not None and summary.get("status") in results.DONE
+    if done and summary["status"] == "completed" and resolved["train"].get("save_model"):
+        # weights asked for now, not when it ran: retraining is the only way to get them
+        # (the checkpoint is gone), and lands on the same run (training is deterministic)
+        if not results.has_weights(out):
+            print(f"{label}: completed without saved weights, retraining to save them", flush=True)
+            done = False
+    if done:
         loss = summary.get("final_val_loss")
         print(
             f"{label}: already {summary['status']} (val loss {loss:.4f}), not retrained: {out}",

@@ -32,7 +32,14 @@ NON_IDENTITY_KEYS = (
     "train.ckpt_every",
     "train.keep_checkpoint",
     "train.threads",
+    "finetune.threads",
+    "finetune.log_every",
+    "compress.threads",
 )
+# Whether a run keeps its final weights changes no number it computes. It is hashed as
+# false whatever its value (rather than left out, which would change the id of every
+# run made before), so a sweep relaunched with `train.save_model=true` finds its runs.
+HASHED_AS_FALSE = ("train.save_model",)
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -49,6 +56,10 @@ def run_id(config: Mapping[str, Any]) -> str:
         Twelve hex digits of the SHA-256 of the canonical JSON of the config.
     """
     identity = _without(config, NON_IDENTITY_KEYS)
+    for dotted in HASHED_AS_FALSE:
+        section, key = dotted.split(".")
+        if key in identity.get(section, {}):
+            identity[section] = {**identity[section], key: False}
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -183,6 +194,12 @@ def iter_runs(sweep_dir: str | os.PathLike) -> Iterator[tuple[Path, dict[str, An
     for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if (d / "config.yaml").exists() or (d / "summary.json").exists():
             yield d, read_summary(d)
+
+
+def has_weights(directory: str | os.PathLike) -> bool:
+    """Whether a run directory holds saved final weights (``model/``: HF config + safetensors)."""
+    model = Path(directory) / "model"
+    return (model / "config.json").is_file() and any(model.glob("*.safetensors"))
 
 
 def git_sha(path: str | os.PathLike | None = None) -> str | None:

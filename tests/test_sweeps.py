@@ -10,6 +10,8 @@ from scaling.families import param_counts, shape_for
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 # options whose data source needs a path the user must give
 NEEDS_PATH = {"text", "jsonl", "hf"}
+# experiments that fine-tune or compress a finished sweep: they need its directory
+NEEDS_SOURCE = {"finetune", "compress"}
 
 
 def options(group: str) -> list[str]:
@@ -29,6 +31,8 @@ def test_every_config_composes_and_resolves(compose, group, option):
     overrides = [f"{group}={option}"]
     if group == "data" and option in NEEDS_PATH:
         overrides.append("data.path=corpus.txt")
+    if group == "experiment" and option in NEEDS_SOURCE:
+        overrides.append("source=results/demo")
     cfg = compose(*overrides, return_hydra_config=True)
     OmegaConf.resolve(cfg)  # raises on a broken interpolation
     assert cfg.results_dir and cfg.sweep

@@ -1,0 +1,288 @@
+"""Fine-tune every model of a finished sweep on a classification task; one record each.
+
+    scaling-train -m experiment=finetune source=results/demo
+    scaling-train -m experiment=finetune source=results/demo task=file task.path=reviews.csv
+
+For each completed source run with saved weights (see :mod:`scaling.sources`):
+
+1. Build the task (:mod:`scaling.tasks`) with the source's own tokenizer, examples as long
+   as its context unless ``task.length`` says otherwise.
+2. Load the pretrained body into ``AutoModelForSequenceClassification`` (the run's saved
+   HF config names the architecture); the linear head on the last token is new, seeded
+   by ``seed``. The pad id is the tokenizer's end-of-document id, which never occurs in
+   a text, so the head reads the last real token of every example.
+3. Train every weight with AdamW: linear warmup, then linear decay to zero at
+   ``max_steps``. The peak learning rate is ``finetune.lr``, or by default
+   ``lr_factor`` times the source's own peak pretraining rate -- the pretraining rule
+   already scales it with width, and fine-tuning wants a fraction of it.
+4. Every ``eval_every`` steps (and before the first) measure validation accuracy and loss.
+   The best evaluation (highest accuracy, then lowest loss) is kept; after ``patience``
+   evaluations without a better one, training stops early.
+5. Restore the best weights and score the held-out test split once.
+
+Records land in ``<results_dir>/<sweep>/<run_id>/`` (by default ``<source>-finetune``
+beside the source sweep): ``config.yaml`` (what identifies the run: job, source run,
+task, settings, seed), ``metrics.jsonl`` (one line per evaluation: ``step, examples,
+train_loss, val_loss, val_accuracy, lr, elapsed_s``) and ``summary.json`` (see
+docs/run-record.md). A fine-tuning run is short and is not checkpointed: an interrupted
+one starts over when relaunched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scaling import results
+from scaling.data import DataSpec, load_tokenizer
+from scaling.sources import SourceRun
+from scaling.tasks import Split, TaskSpec, build_task
+from scaling.train import autocast, launcher_info, pick_device, pick_dtype, versions
+
+
+def record_config(cfg: Mapping[str, Any], source: SourceRun) -> dict[str, Any]:
+    """The config of one fine-tuning run: its identity, stored as ``config.yaml``."""
+    return {
+        "job": "finetune",
+        "sweep": cfg["sweep"],
+        "source_run": source.identity(),
+        "task": dict(cfg["task"]),
+        "finetune": dict(cfg["finetune"]),
+        "seed": cfg["seed"],
+    }
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence Hugging Face's load report and progress bars while loading weights.
+
+    The report says that the LM head is unused and the classification head is new: true,
+    intended, and printed once per model otherwise.
+    """
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_classifier(model_dir: str | Path, num_labels: int, pad_id: int, seed: int):
+    """A sequence classifier with the pretrained body of ``model_dir`` and a new head.
+
+    Parameters
+    ----------
+    model_dir : path
+        A directory written by ``save_pretrained`` (HF config and safetensors).
+    num_labels : int
+        Classes of the task.
+    pad_id : int
+        The padding id; the head reads the last token that is not padding.
+    seed : int
+        Seeds the new head's initialisation (the caller's random state is left alone).
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+        ``forward(input_ids)`` returns ``logits`` of shape ``(batch, num_labels)``.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    with quiet_transformers(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir,
+            num_labels=num_labels,
+            pad_token_id=pad_id,
+            attn_implementation="sdpa",
+            dtype=torch.float32,
+        )
+    return model
+
+
+def evaluate(model, split: Split, batch_size: int, device, dtype: str) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``split``."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad(), autocast(device, dtype):
+        for i in range(0, len(split), batch_size):
+            x = torch.from_numpy(split.x[i : i + batch_size]).to(device)
+            y = torch.from_numpy(split.y[i : i + batch_size]).to(device)
+            logits = model(input_ids=x).logits.float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(-1) == y).sum().item()
+    model.train()
+    return loss_sum / len(split), correct / len(split)
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
+    """Linear warmup to ``peak``, then linear decay to zero at ``total`` steps."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Indices of shuffled training batches, a new permutation every epoch, forever."""
+    epoch = 0
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        for i in range(0, n - batch_size + 1, batch_size):  # whole batches only
+            yield order[i : i + batch_size]
+        epoch += 1
+
+
+def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str, Any]:
+    """Fine-tune the model of ``source`` as ``config`` says; write and return its summary."""
+    t0 = time.perf_counter()
+    fcfg, seed = config["finetune"], config["seed"]
+    if fcfg.get("threads"):
+        torch.set_num_threads(int(fcfg["threads"]))
+    device = pick_device(fcfg["device"])
+    dtype = pick_dtype(fcfg["dtype"], device)
+
+    # the task, in the tokens the model was pretrained on
+    context = source.summary["context"]
+    spec = TaskSpec.from_config(config["task"])
+    length = int(spec.length or context)
+    if length > context:
+        raise ValueError(f"task.length={length} exceeds the model's context ({context})")
+    tokenizer = load_tokenizer(DataSpec.from_config(source.config["data"]))
+    task = build_task(spec, tokenizer, length)
+    train_split = task.splits["train"]
+    batch_size = min(int(fcfg["batch_size"]), len(train_split))
+    eval_batch = 2 * batch_size  # no gradients to hold: twice the batch fits
+
+    model = load_classifier(source.model_dir, len(task.classes), task.pad_id, seed).to(device)
+    peak = fcfg.get("lr")
+    if peak is None:  # a fraction of the source's peak rate, which already scales with width
+        peak = fcfg["lr_factor"] * source.summary["optim"]["lr"]
+    # no weight decay on norms and biases, as in pretraining
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": fcfg["weight_decay"]},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=peak,
+        betas=tuple(fcfg["betas"]),
+    )
+    max_steps, warmup = int(fcfg["max_steps"]), int(fcfg["warmup_steps"])
+
+    summary: dict[str, Any] = {
+        "run_id": out.name,
+        "sweep": config["sweep"],
+        "job": "finetune",
+        "status": "running",
+        **source.record_fields(),
+        "task": task.describe(),
+        "seed": seed,
+        "lr": peak,
+        "batch_size": batch_size,
+        "steps_total": max_steps,
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "dtype": dtype,
+        "versions": versions(),
+        "git_sha": results.git_sha(),
+        "launcher": launcher_info(),
+    }
+    results.write_summary(out, summary)
+    metrics = results.MetricsLog(out / "metrics.jsonl")
+
+    # the loop: evaluate first (the new head alone is the baseline), then every K steps
+    best = {"val_accuracy": -1.0, "val_loss": math.inf, "step": 0}
+    best_state: dict[str, torch.Tensor] = {}
+    step, bad_evals, stopped_early = 0, 0, False
+    train_loss_sum, train_loss_n = 0.0, 0
+    sampler = batches(len(train_split), batch_size, seed)
+    model.train()
+    while True:
+        if step % fcfg["eval_every"] == 0 or step == max_steps:
+            val_loss, val_acc = evaluate(model, task.splits["val"], eval_batch, device, dtype)
+            metrics.append(
+                {
+                    "step": step,
+                    "examples": step * batch_size,
+                    "train_loss": train_loss_sum / train_loss_n if train_loss_n else None,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_acc,
+                    "lr": lr_at(max(step - 1, 0), peak, warmup, max_steps),
+                    "elapsed_s": round(time.perf_counter() - t0, 3),
+                }
+            )
+            train_loss_sum, train_loss_n = 0.0, 0
+            if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+                best = {"val_accuracy": val_acc, "val_loss": val_loss, "step": step}
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                bad_evals = 0
+            else:
+                bad_evals += 1
+            if step < max_steps and bad_evals >= fcfg["patience"]:
+                stopped_early = True
+                break
+            if step % fcfg["log_every"] == 0 or step == max_steps:
+                print(
+                    f"[{out.name}] step {step}/{max_steps} val acc {val_acc:.3f} "
+                    f"loss {val_loss:.4f} (best {best['val_accuracy']:.3f} at {best['step']})",
+                    flush=True,
+                )
+        if step == max_steps:
+            break
+
+        lr = lr_at(step, peak, warmup, max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = next(sampler)
+        x = torch.from_numpy(train_split.x[idx]).to(device)
+        y = torch.from_numpy(train_split.y[idx]).to(device)
+        with autocast(device, dtype):
+            logits = model(input_ids=x).logits
+        loss = F.cross_entropy(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), fcfg["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        train_loss_sum += loss.item()
+        train_loss_n += 1
+        step += 1
+    metrics.close()
+
+    # the held-out test, once, with the weights of the best validation evaluation
+    model.load_state_dict(best_state)
+    test_loss, test_acc = evaluate(model, task.splits["test"], eval_batch, device, dtype)
+    print(
+        f"[{out.name}] test accuracy {test_acc:.3f} (chance {task.chance_accuracy:.3f}), "
+        f"best step {best['step']}, {'stopped early' if stopped_early else 'ran to the end'} "
+        f"at step {step}",
+        flush=True,
+    )
+    summary.update(
+        status="completed",
+        test_accuracy=test_acc,
+        test_loss=test_loss,
+        val_accuracy=best["val_accuracy"],
+        val_loss=best["val_loss"],
+        best_step=best["step"],
+        step=step,
+        examples=step * batch_size,
+        epochs=step * batch_size / len(train_split),
+        stopped_early=stopped_early,
+        wall_s=time.perf_counter() - t0,
+    )
+    return results.write_summary(out, summary)

@@ -1,0 +1,135 @@
+"""Fine-tuning a sweep's models: the classifier, the loop, early stopping, records, relaunch."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from downstream_fixtures import compose, pretrained_sweep
+
+from scaling import finetune, results
+from scaling.sources import find_sources
+
+FOUR = "task.classes=[asyncio,email,tkinter,unittest]"  # chance 0.25
+QUICK = (
+    FOUR,
+    "task.val_per_class=32",
+    "task.test_per_class=128",
+    "finetune.batch_size=32",
+    "finetune.max_steps=300",
+    "finetune.warmup_steps=10",
+    "finetune.eval_every=20",
+)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return pretrained_sweep(tmp_path_factory.getbasetemp() / "pretrained")
+
+
+@pytest.fixture(scope="module")
+def finetuned(sweep):
+    """Run the fine-tuning job on the sweep, as `scaling-train -m experiment=finetune`."""
+    from scaling.main import run
+
+    run(compose("experiment=finetune", f"source={sweep}", *QUICK))
+    return sweep.parent / "smoke-finetune"
+
+
+def records(sweep_dir):
+    return {d.name: s for d, s in results.iter_runs(sweep_dir)}
+
+
+def test_every_model_is_fine_tuned_and_beats_chance(finetuned, sweep):
+    recs = records(finetuned)
+    sources = {s.run_id: s for s in find_sources(sweep)[0]}
+    assert sorted(r["source"]["run_id"] for r in recs.values()) == sorted(sources)
+    for rid, r in recs.items():
+        assert r["status"] == "completed" and r["job"] == "finetune"
+        assert r["task"]["n_classes"] == 4 and r["task"]["chance_accuracy"] == 0.25
+        assert r["task"]["n_test"] == 4 * 128 and r["task"]["length"] == 64  # the context
+        # 512 balanced test examples: chance is 0.25 +- 0.02
+        assert r["test_accuracy"] > 0.32, (r["d_model"], r["test_accuracy"])
+        src = sources[r["source"]["run_id"]]
+        assert r["pretrain"]["final_val_loss"] == src.summary["final_val_loss"]
+        assert r["params_nonembed"] == src.summary["params_nonembed"]
+        assert r["lr"] == pytest.approx(0.1 * src.summary["optim"]["lr"])  # the lr_factor rule
+        # the record's identity is its config; and its curve is there
+        config = yaml.safe_load((finetuned / rid / "config.yaml").read_text())
+        assert results.run_id(config) == rid
+        assert config["source_run"]["run_id"] == src.run_id
+        rows = results.read_metrics(finetuned / rid)
+        assert rows[0]["step"] == 0 and rows[0]["train_loss"] is None
+        assert [row["step"] for row in rows] == list(range(0, r["step"] + 1, 20))
+        best = max(rows, key=lambda row: (row["val_accuracy"], -row["val_loss"]))
+        assert (r["best_step"], r["val_accuracy"]) == (best["step"], best["val_accuracy"])
+
+
+def test_relaunch_skips_finished_runs(finetuned, sweep, capsys):
+    from scaling.main import run
+
+    before = records(finetuned)
+    run(compose("experiment=finetune", f"source={sweep}", *QUICK))
+    out = capsys.readouterr().out
+    assert out.count("already completed") == len(before)
+    assert "running in" not in out
+    assert records(finetuned) == before
+    # another setting is another run
+    other = [o for o in QUICK if "max_steps" not in o] + ["finetune.max_steps=0"]
+    run(compose("experiment=finetune", f"source={sweep}", *other))
+    assert len(records(finetuned)) == 2 * len(before)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(sweep, tmp_path):
+    src = find_sources(sweep)[0][0]
+    cfg = compose(
+        "experiment=finetune",
+        f"source={sweep}",
+        FOUR,
+        "task.val_per_class=8",
+        "task.test_per_class=8",
+        "finetune.lr=0",  # nothing moves: no evaluation can beat the first
+        "finetune.eval_every=2",
+        "finetune.patience=3",
+    )
+    from omegaconf import OmegaConf
+
+    config = finetune.record_config(OmegaConf.to_container(cfg, resolve=True), src)
+    s = finetune.execute(config, src, tmp_path)
+    assert s["stopped_early"] is True
+    assert (s["best_step"], s["step"]) == (0, 6)  # three evaluations without progress
+    rows = results.read_metrics(tmp_path)
+    assert len({row["val_accuracy"] for row in rows}) == 1
+
+
+def test_classifier_has_the_pretrained_body_and_reads_the_last_real_token(sweep):
+    from scaling.compress import load_lm
+
+    src = find_sources(sweep)[0][0]
+    lm = load_lm(src.model_dir)
+    clf = finetune.load_classifier(src.model_dir, num_labels=4, pad_id=256, seed=0)
+    body, lm_body = clf.model.state_dict(), lm.model.state_dict()
+    assert body.keys() == lm_body.keys()
+    assert all(torch.equal(body[k], lm_body[k]) for k in body)
+    assert clf.config.pad_token_id == 256 and clf.score.out_features == 4
+    # the new head depends on the seed alone
+    again = finetune.load_classifier(src.model_dir, num_labels=4, pad_id=256, seed=0)
+    other = finetune.load_classifier(src.model_dir, num_labels=4, pad_id=256, seed=1)
+    assert torch.equal(clf.score.weight, again.score.weight)
+    assert not torch.equal(clf.score.weight, other.score.weight)
+    # padding at the end changes nothing: the head reads the last token that is not padding
+    clf.eval()
+    x = torch.randint(0, 256, (2, 40))
+    padded = torch.cat([x, torch.full((2, 24), 256)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(clf(input_ids=x).logits, clf(input_ids=padded).logits, atol=1e-5)
+
+
+def test_schedule_and_batches():
+    lrs = [finetune.lr_at(s, 1.0, 10, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert max(lrs) == pytest.approx(1.0) and lrs[-1] == pytest.approx(1 / 90)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    sampler = finetune.batches(10, 4, seed=0)
+    epoch = [next(sampler) for _ in range(2)]  # whole batches only: 8 of 10 examples
+    assert len(set(np.concatenate(epoch))) == 8
+    assert not np.array_equal(next(sampler), epoch[0])  # a new permutation next epoch
