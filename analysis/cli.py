@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--k", type=int, default=1, help="runs held out by the backtest (default 1)")
     p.set_defaults(handler=cmd_report)
+
+    from analysis.downstream import add_parser as add_downstream
+
+    add_downstream(sub, _fit_options(DEFAULT_BOOTSTRAP))
     return parser
 
 
@@ -394,6 +398,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         convention=_convention(args, runs),
+        title=title,
+        progress=progress,
+    )
+    # fine-tuning and compression records beside the sweep, when there are some
+    from analysis.downstream import plot_downstream
+
+    written += plot_downstream(
+        args.path,
+        out,
+        tuple(args.format),
+        params=args.params,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
         title=title,
         progress=progress,
     )

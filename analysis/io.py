@@ -169,6 +169,8 @@ def load_runs(
     rows, excluded = [], []
     for file in summaries:
         record = _read_summary(file)
+        if record.get("job", "pretrain") != "pretrain":
+            continue  # fine-tuning and compression records: analysis.downstream reads those
         status = record["status"]
         if status != COMPLETED:
             excluded.append(

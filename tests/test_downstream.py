@@ -1,0 +1,247 @@
+"""Downstream analysis: loading fine-tuning/compression records, the fits, figures, CLI."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from analysis.downstream import (
+    compute_downstream_fits,
+    downstream_dirs,
+    fit_error_map,
+    format_downstream,
+    load_compress,
+    load_finetune,
+    plot_downstream,
+)
+from analysis.io import DataError, DataWarning
+
+SIZES = np.geomspace(1e4, 1e7, 8)
+ERR_N = {"E": 0.1, "A": 8.0, "alpha": 0.3}  # task error vs N
+LOSS_N = {"E": 2.0, "A": 40.0, "alpha": 0.3}  # pretraining loss vs N
+ERR_L = {"eps": 0.85, "k": 5.0, "gamma": 1.2}  # task error vs pretraining loss
+
+
+def err_of_loss(loss, p=ERR_L):
+    return p["eps"] - p["k"] * np.exp(-p["gamma"] * np.asarray(loss))
+
+
+def write_record(directory, **fields):
+    directory.mkdir(parents=True)
+    (directory / "summary.json").write_text(json.dumps({"schema": 1, **fields}))
+
+
+def source_fields(i, n, loss, tokens=1e8):
+    return {
+        "family": "llama",
+        "d_model": 16 * (i + 1),
+        "n_layers": 2,
+        "params_nonembed": int(n),
+        "params_matmul": int(n) + 100,
+        "params_total": int(n) + 200,
+        "source": {"sweep": "s", "run_id": f"src{i}", "dir": f"s/src{i}"},
+        "pretrain": {"tokens": tokens, "flops": 6 * n * tokens, "final_val_loss": loss},
+    }
+
+
+def write_finetune(root, errors, losses, *, seeds=(0,), status="completed"):
+    for i, (n, err, loss) in enumerate(zip(SIZES, errors, losses, strict=False)):
+        for seed in seeds:
+            write_record(
+                root / f"ft{i}-{seed}",
+                run_id=f"ft{i}-{seed}",
+                sweep="s-finetune",
+                job="finetune",
+                status=status,
+                **source_fields(i, n, loss),
+                task={"name": "t", "n_classes": 8, "chance_accuracy": 0.125},
+                test_accuracy=1 - err,
+                test_loss=1.0,
+                val_accuracy=1 - err,
+                step=100,
+                best_step=80,
+                stopped_early=True,
+                seed=seed,
+            )
+
+
+def write_compress(root, deltas):
+    """``deltas``: variant -> loss increase per size."""
+    for i, n in enumerate(SIZES):
+        base = 3.0 - 0.1 * i
+        variants = [{"variant": "baseline", "method": "none", "val_loss": base, "size_bytes": 4000}]
+        for name, d in deltas.items():
+            variants.append(
+                {"variant": name, "method": name, "val_loss": base + d[i], "size_bytes": 1000}
+            )
+        write_record(
+            root / f"c{i}",
+            run_id=f"c{i}",
+            sweep="s-compress",
+            job="compress",
+            status="completed",
+            **source_fields(i, n, base),
+            variants=variants,
+        )
+
+
+def test_error_map_recovers_known_parameters():
+    loss = np.linspace(2.0, 4.0, 12)
+    fit = fit_error_map(loss, err_of_loss(loss))
+    for name, value in ERR_L.items():
+        assert fit.params[name] == pytest.approx(value, rel=1e-4), name
+    assert fit.rmse < 1e-6
+    # with noise, the bootstrap intervals cover the truth; with eps fixed, k and gamma follow
+    rng = np.random.default_rng(0)
+    noisy = err_of_loss(loss) + rng.normal(0, 0.005, loss.shape)
+    fit = fit_error_map(loss, noisy, bootstrap=100, seed=1)
+    for name, value in ERR_L.items():
+        lo, hi = fit.intervals[name]
+        assert lo <= value <= hi, (name, lo, hi)
+    fixed = fit_error_map(loss, err_of_loss(loss), eps=ERR_L["eps"])
+    assert fixed.fixed == ("eps",) and fixed.params["gamma"] == pytest.approx(1.2, rel=1e-4)
+    assert fixed.params["k"] == pytest.approx(5.0, rel=1e-4)
+    lo, hi = fit.predict_band(loss)
+    assert (lo <= hi).all()
+
+
+def test_error_map_refuses_what_it_cannot_fit():
+    with pytest.raises(ValueError, match="at least 6 points"):
+        fit_error_map([2, 3, 4, 5], [0.5, 0.6, 0.7, 0.8])
+    with pytest.raises(ValueError, match="same loss"):
+        fit_error_map([3.0] * 6, [0.5] * 6)
+    with pytest.raises(ValueError, match="finite"):
+        fit_error_map([2, 3, np.nan, 4, 5, 6], [0.5] * 6)
+
+
+def sat(p, n):
+    return p["E"] + p["A"] * n ** -p["alpha"]
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """A pretraining sweep dir with synthetic fine-tuning and compression siblings."""
+    losses = sat(LOSS_N, SIZES)
+    write_finetune(tmp_path / "s-finetune", err_of_loss(losses), losses, seeds=(0, 1))
+    write_compress(
+        tmp_path / "s-compress",
+        {
+            "int8": 0.5 * SIZES**-0.4,  # hurts small models more: k = -0.4
+            "prune0.5": 0.01 * SIZES**0.1,  # and this one large ones more
+            "noise": np.where(np.arange(8) % 2, 1e-4, -1e-4),
+        },
+    )
+    (tmp_path / "s").mkdir()
+    return tmp_path / "s"
+
+
+def test_loaders_read_the_records(sweep):
+    ft_dir, comp_dir = downstream_dirs(sweep)
+    assert (ft_dir.name, comp_dir.name) == ("s-finetune", "s-compress")
+    assert downstream_dirs(ft_dir) == (ft_dir, comp_dir)
+    ft = load_finetune(ft_dir)
+    assert len(ft) == 16 and list(ft["params"]) == sorted(ft["params"])
+    assert ft["test_error"].to_numpy() == pytest.approx(1 - ft["test_accuracy"].to_numpy())
+    assert load_finetune(ft_dir, params="total")["params"].min() == int(SIZES[0]) + 200
+    comp = load_compress(comp_dir)
+    assert len(comp) == 8 * 4 and set(comp["variant"]) == {"baseline", "int8", "prune0.5", "noise"}
+    assert (comp.loc[comp["variant"] == "int8", "compression"] == 4.0).all()
+    base = comp[comp["variant"] == "baseline"]
+    assert (base["delta_loss"] == 0).all()
+
+
+def test_incomplete_runs_are_left_out_with_a_warning(tmp_path):
+    losses = sat(LOSS_N, SIZES)
+    write_finetune(tmp_path / "a", err_of_loss(losses), losses)
+    write_finetune(tmp_path / "b", err_of_loss(losses), losses, status="failed")
+    with pytest.warns(DataWarning, match="did not complete"):
+        assert len(load_finetune(tmp_path)) == 8
+    with pytest.raises(DataError, match="no completed compress records"):
+        load_compress(tmp_path)
+
+
+def test_fits_recover_the_laws_the_records_were_drawn_from(sweep):
+    ft_dir, comp_dir = downstream_dirs(sweep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fits = compute_downstream_fits(load_finetune(ft_dir), load_compress(comp_dir), bootstrap=50)
+    assert not {"error_vs_params", "loss_vs_params", "error_vs_loss"} & set(fits.notes)
+    # step 1 and step 2 come back, and so does their composition, error vs N
+    for name, value in LOSS_N.items():
+        assert fits.loss_vs_params.params[name] == pytest.approx(value, rel=1e-3)
+    for name, value in ERR_L.items():
+        assert fits.error_vs_loss.params[name] == pytest.approx(value, rel=1e-3)
+    truth = err_of_loss(sat(LOSS_N, SIZES))
+    assert fits.two_step(SIZES) == pytest.approx(truth, rel=1e-3)
+    assert fits.error_vs_params.law == "saturating"
+    assert fits.error_vs_params.predict(SIZES) == pytest.approx(truth, rel=0.05)
+    # compression: the exponent of each variant, and a note where dL is not positive
+    assert fits.compression["int8"].params["k"] == pytest.approx(-0.4, abs=1e-4)
+    assert fits.compression["prune0.5"].params["k"] == pytest.approx(0.1, abs=1e-4)
+    assert "noise" not in fits.compression and "dL <= 0" in fits.notes["compression:noise"]
+    text = format_downstream(fits)
+    assert "hurts small models more" in text and "hurts large models more" in text
+    assert "Err = " in text and "test accuracy per model" in text
+
+
+def test_few_sizes_fall_back_to_smaller_laws(tmp_path):
+    losses = sat(LOSS_N, SIZES)
+    write_finetune(tmp_path / "s-finetune", err_of_loss(losses)[:4], losses[:4])
+    fits = compute_downstream_fits(load_finetune(tmp_path / "s-finetune"), None, bootstrap=0)
+    assert fits.error_vs_params.law == "power" and fits.loss_vs_params.law == "power"
+    assert fits.error_vs_loss.fixed == ("eps",)  # held at the chance error, 1 - 1/8
+    assert fits.error_vs_loss.params["eps"] == 0.875
+
+
+def test_plot_downstream_draws_every_figure(sweep, tmp_path):
+    written = plot_downstream(sweep, tmp_path / "plots", bootstrap=20)
+    names = sorted(p.name for p in written)
+    stems = ["compression_loss_vs_params", "compression_loss_vs_size"]
+    stems += ["downstream_error_vs_loss", "downstream_error_vs_params"]
+    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    assert all(p.stat().st_size > 5000 for p in written)
+    (tmp_path / "lonely").mkdir()
+    assert plot_downstream(tmp_path / "lonely", tmp_path / "none") == []
+
+
+def test_cli_prints_the_fits_and_plot_draws_them(sweep, tmp_path, capsys):
+    from analysis.cli import main
+
+    assert main(["downstream", str(sweep), "--bootstrap", "20", "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "task error vs pretraining loss" in out and "hurts small models" in out
+    assert (tmp_path / "p" / "downstream_error_vs_loss.png").is_file()
+    args = ["downstream", str(sweep), "--json", "--bootstrap", "0", "--format", "png"]
+    assert main([*args, "--out", str(tmp_path / "q")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["error_vs_loss"]["params"]["gamma"] == pytest.approx(1.2, rel=1e-3)
+    assert len(data["files"]) == 4
+    assert main(["downstream", str(tmp_path)]) == 2
+    assert "no fine-tuning or compression records" in capsys.readouterr().err
+
+
+def test_pretraining_analysis_ignores_these_records_and_plot_draws_them(sweep, capsys):
+    from analysis_fixtures import write_sweep
+
+    from analysis.cli import main
+    from analysis.io import load_runs
+
+    write_sweep(sweep.parent, "s")  # a pretraining sweep beside its -finetune/-compress
+    runs = load_runs(sweep.parent)  # the whole results dir: pretraining runs only
+    assert set(runs["sweep"]) == {"s"}
+    out = sweep / "plots"
+    assert main(["plot", str(sweep), "--bootstrap", "0", "--format", "png"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("loss_vs_compute", "downstream_error_vs_loss", "compression_loss_vs_size"):
+        assert str(out / f"{name}.png") in printed
+
+
+def test_the_analysis_side_never_imports_torch():
+    code = (
+        "import sys, analysis.downstream; "
+        "assert 'torch' not in sys.modules; assert 'matplotlib' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
