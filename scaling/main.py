@@ -121,7 +121,8 @@ class SweepReport(Callback):
             else:
                 # its job ended and left it unfinished: killed from outside (out of
                 # memory, cancelled, node lost) or out of requeues; the checkpoint stays
-                what = f"UNFINISHED run {row['run_id']} ({row['status']}, job {row['job_id']}): "
+                job = f", job {row['job_id']}" if row["job_id"] else ""
+                what = f"UNFINISHED run {row['run_id']} ({row['status']}{job}): "
                 what += "relaunch the sweep to resume it"
             print(f"{what}\n  log: {row['log'] or '-'}", file=sys.stderr, flush=True)
 
