@@ -43,8 +43,9 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     ) -> Sequence[JobReturn]:
         """Submit one job per sweep point and wait until every one has ended.
 
-        The same as the plugin's ``launch`` up to the last line, which here tolerates jobs
-        that died: they are reported on stderr and returned as jobs with no value.
+        What the plugin's ``launch`` does (less the optional ``hydra.sweep.mode`` chmod,
+        unused here), except at the end: jobs that died are reported on stderr and
+        returned as jobs with no value, instead of raising at the first of them.
         """
         import submitit
 
