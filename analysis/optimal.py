@@ -365,6 +365,16 @@ def _chinchilla_params(result: FitResult) -> tuple[float, float, float, float, f
             f"the compute-optimal closed form needs a 'chinchilla' fit, got {result.law!r}"
         )
     p = result.params
+    # With a non-positive exponent, loss does not fall along that axis: there is no
+    # trade-off between N and D to solve, and the closed form has no real solution.
+    for name, other in (("alpha", "N at fixed D"), ("beta", "D at fixed N")):
+        if not p[name] > 0:
+            raise ValueError(
+                f"the chinchilla fit has {name} = {p[name]:.3g} <= 0: in this data the loss "
+                f"does not fall with {other}, so there is no compute-optimal allocation to "
+                "solve for; train a wider range of sizes and token budgets, or use "
+                "approach 1 or 2"
+            )
     return p["E"], p["A"], p["B"], p["alpha"], p["beta"]
 
 

@@ -273,3 +273,16 @@ def test_frontier_to_dict_is_json_ready() -> None:
     assert d["approach"] == 2 and len(d["interval"]) == 2
     assert d["b"] == pytest.approx(1 - d["a"])
     assert set(d["points"][0]) >= {"flops", "params_opt", "loss_opt"}
+
+
+def test_approach3_refuses_a_fit_whose_loss_does_not_fall_with_n():
+    # losses that rise with N at fixed D: the fitted alpha comes out negative
+    rng = np.random.default_rng(0)
+    n = np.repeat(np.geomspace(1e4, 1e6, 6), 3)
+    d = np.tile([1e6, 3e6, 1e7], 6)
+    loss = 1.0 + 0.05 * n**0.1 + 400 / d**0.3
+    loss *= np.exp(rng.normal(0, 0.002, n.size))
+    result = fit("chinchilla", (n, d), loss)
+    assert result.params["alpha"] <= 0
+    with pytest.raises(ValueError, match="alpha"):
+        approach3(result)
