@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: train six model sizes on the embedded corpus, then fit and plot them.
+# The demo: train five model sizes at three token budgets on the embedded corpus,
+# then fit and plot them.
 # Sets up .venv when needed. Relaunching skips finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,13 @@ if [[ "${1:-}" == --with-downstream ]]; then
     exec .venv/bin/scaling-analyze downstream results/demo
 fi
 .venv/bin/scaling-train -m experiment=demo "$@"
+
+# what the sweep says: C ∝ N^k, L(N, D), the compute-optimal frontier, a backtest
+analyze=.venv/bin/scaling-analyze
+$analyze fit results/demo --law power --x params --y flops
+$analyze fit results/demo --law chinchilla || true   # the demo's range may not pin it down
+$analyze frontier results/demo --approach 2 || true
+$analyze frontier results/demo --approach 3 || true
+$analyze backtest results/demo --law saturating --k 2
+$analyze plot results/demo --out results/demo/plots
+$analyze report results/demo

@@ -74,7 +74,15 @@ def test_schedule_warms_up_then_decays_to_ten_percent(resolved):
 
 
 def test_budget_and_rules_follow_the_config(resolved):
-    cfg = resolved("experiment=demo", "model.d_model=64")
+    cfg = resolved(
+        "experiment=demo",
+        "model.d_model=64",
+        "optim.batch_tokens=null",
+        "optim.batch_rule.base=8192",
+        "optim.batch_rule.n_base=1e5",
+        "optim.batch_rule.exponent=0.5",
+        "optim.lr_rule.exponent=1.0",
+    )
     n = 100_000
     plan = resolve_plan(cfg, n_params=n, context=128)
     # 20 tokens per parameter, reached in whole optimiser steps
