@@ -169,6 +169,7 @@ def load_finetune(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
                 "run": r["run_id"],
                 **_source_columns(r, params),
                 "task": task.get("name"),
+                "setting": r.get("setting", "-"),
                 "n_classes": task.get("n_classes"),
                 "chance_accuracy": task.get("chance_accuracy"),
                 "test_accuracy": r.get("test_accuracy"),
@@ -314,14 +315,14 @@ class ErrorMap:
         return "\n".join(lines)
 
 
-#: Rates tried for gamma before polishing (per nat of loss).
+#: Rates tried for gamma before polishing (per nat of loss); the last is its upper bound.
 _GAMMA_GRID = np.geomspace(1e-2, 50.0, 400)
 
 
 def _fit_error_map_once(
     loss: np.ndarray, error: np.ndarray, eps: float | None
 ) -> tuple[float, float, float]:
-    """Least-squares (eps, k, gamma); eps held at ``eps`` when given."""
+    """Least-squares (eps, k, gamma), eps in [0, 1]; eps held at ``eps`` when given."""
     from scipy.optimize import least_squares
 
     # exp(-gamma L) = exp(-gamma L0) * exp(-gamma (L - L0)): centring at L0 keeps the
@@ -334,6 +335,10 @@ def _fit_error_map_once(
         c = -(zc * (error - error.mean())).sum(axis=1) / (zc * zc).sum(axis=1)
         c = np.maximum(c, 0.0)  # the law's error falls with loss: k >= 0
         e = error.mean() + c * z.mean(axis=1)
+        # an error rate cannot exceed 1: where the free ceiling would, hold it at 1
+        over = e > 1.0
+        c[over] = np.maximum(((1.0 - error) * z[over]).sum(axis=1) / (z[over] ** 2).sum(axis=1), 0)
+        e[over] = 1.0
     else:
         c = np.maximum(((eps - error) * z).sum(axis=1) / (z * z).sum(axis=1), 0.0)
         e = np.full_like(c, eps)
@@ -346,8 +351,12 @@ def _fit_error_map_once(
         return e_ - c_ * np.exp(-g_ * (loss - l0)) - error
 
     x0 = [c, gamma] if eps is not None else [e, c, gamma]
-    lower = [0.0, 0.0] if eps is not None else [-np.inf, 0.0, 0.0]
-    sol = least_squares(residuals, x0, bounds=(lower, np.inf))
+    # eps in [0, 1]: without the ceiling, data that barely curve let eps, k -> infinity
+    # and gamma -> 0 (a straight line), which is no law of error rates
+    lower = [0.0, 0.0] if eps is not None else [0.0, 0.0, 0.0]
+    g_max = float(_GAMMA_GRID[-1])
+    upper = [np.inf, g_max] if eps is not None else [1.0, np.inf, g_max]
+    sol = least_squares(residuals, np.clip(x0, lower, upper), bounds=(lower, upper))
     e, c, gamma = (eps, *sol.x) if eps is not None else sol.x
     # back from the centred form: k exp(-gamma L) = c exp(-gamma (L - L0))
     return float(e), float(c * math.exp(gamma * l0)), float(gamma)
@@ -470,8 +479,15 @@ class DownstreamFits:
 
 
 def per_source(finetune: pd.DataFrame) -> pd.DataFrame:
-    """Mean test error and accuracy per source model (over seeds), smallest first."""
-    agg = finetune.groupby("source_run", sort=False).agg(
+    """Mean test error and accuracy per source model (over seeds), smallest first.
+
+    When a model was fine-tuned with several settings (a sweep over learning rates, say),
+    it is represented by the setting with the best mean *validation* accuracy: chosen
+    without looking at the test split, as tuning should be.
+    """
+    finetune = finetune.assign(setting=finetune.get("setting", "-"))
+    agg = finetune.groupby(["source_run", "setting"], sort=False).agg(
+        val_accuracy=("val_accuracy", "mean"),
         params=("params", "first"),
         d_model=("d_model", "first"),
         pretrain_loss=("pretrain_loss", "first"),
@@ -484,7 +500,9 @@ def per_source(finetune: pd.DataFrame) -> pd.DataFrame:
         seeds=("run", "size"),
         stopped_early=("stopped_early", "mean"),
     )
-    return agg.sort_values(["params", "pretrain_tokens"]).reset_index()
+    agg = agg.reset_index()
+    agg = agg.loc[agg.groupby("source_run", sort=False)["val_accuracy"].idxmax()]
+    return agg.sort_values(["params", "pretrain_tokens"]).reset_index(drop=True)
 
 
 def best_per_size(points: pd.DataFrame) -> pd.DataFrame:
@@ -516,6 +534,12 @@ def fit_error_vs_params(
     return fit_frame(points, law, x="params", y="test_error", bootstrap=bootstrap, seed=seed)
 
 
+def best_compressed_per_size(compress: pd.DataFrame) -> pd.DataFrame:
+    """The rows (every variant) of the best-trained model of each size (lowest baseline)."""
+    best = compress.loc[compress.groupby("params")["baseline_loss"].idxmin(), "run"]
+    return compress[compress["run"].isin(best)]
+
+
 def fit_compression(
     compress: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0
 ) -> tuple[dict[str, FitResult], dict[str, str]]:
@@ -526,9 +550,8 @@ def fit_compression(
     from analysis.fit import fit_frame
 
     fits, notes = {}, {}
-    best = compress.loc[compress.groupby("params")["baseline_loss"].idxmin(), "run"]
-    chosen = compress[compress["run"].isin(best) & (compress["variant"] != "baseline")]
-    for variant, rows in chosen.groupby("variant", sort=False):
+    chosen = best_compressed_per_size(compress)
+    for variant, rows in chosen[chosen["variant"] != "baseline"].groupby("variant", sort=False):
         if (rows["delta_loss"] <= 0).any():
             notes[variant] = (
                 f"{int((rows['delta_loss'] <= 0).sum())} of {len(rows)} models lose no loss "
@@ -630,11 +653,14 @@ def format_downstream(fits: DownstreamFits) -> str:
             lines += ["  " + t for t in text.splitlines()]
         lines.append("")
     if fits.compression_table is not None:
-        t = fits.compression_table
-        table = t.pivot_table(index="params", columns="variant", values="delta_loss")
+        t = best_compressed_per_size(fits.compression_table)
+        table = t.pivot(index="params", columns="variant", values="delta_loss")
         order = [v for v in t["variant"].unique() if v != "baseline"]
-        base = t[t["variant"] == "baseline"].groupby("params")["val_loss"].first()
-        lines.append("compression: validation loss increase over the fp32 model")
+        base = t[t["variant"] == "baseline"].set_index("params")["val_loss"]
+        lines.append(
+            "compression: validation loss increase over the fp32 model "
+            "(best-trained model of each size)"
+        )
         lines.append(f"  {'N':>10} {'baseline':>9} " + " ".join(f"{v:>12}" for v in order))
         for n in table.index:
             cells = " ".join(f"{table.loc[n, v]:>+12.4f}" for v in order)
@@ -799,12 +825,16 @@ def compression_figure(
     convention: str | None = "nonembed",
     title: str | None = None,
 ) -> Figure:
-    """Loss increase from each compression vs parameters (log-log), with power fits."""
+    """Loss increase from each compression vs parameters (log-log), with power fits.
+
+    One point per size and variant: the best-trained model of each size, as fitted.
+    """
     fig, ax = _figure()
     grid = np.geomspace(compress["params"].min() / 1.5, compress["params"].max() * 1.5, 100)
     hidden = 0
+    best = best_compressed_per_size(compress)
     for i, (variant, rows) in enumerate(
-        compress[compress["variant"] != "baseline"].groupby("variant", sort=False)
+        best[best["variant"] != "baseline"].groupby("variant", sort=False)
     ):
         pos = rows[rows["delta_loss"] > 0]
         hidden += len(rows) - len(pos)
@@ -817,8 +847,8 @@ def compression_figure(
     ax.set_yscale("log")
     ax.set_xlabel(_params_label(convention))
     ax.set_ylabel("validation loss increase dL (nats/token)")
-    note = f" ({hidden} points with dL <= 0 not shown)" if hidden else ""
-    ax.set_title(_title(f"cost of compression vs size{note}", title))
+    note = f"\n({hidden} points with dL <= 0 not shown)" if hidden else ""
+    ax.set_title(_title(f"cost of compression, best-trained model of each size{note}", title))
     ax.legend(fontsize=8, ncol=2)
     return fig
 
@@ -826,18 +856,20 @@ def compression_figure(
 def compression_size_figure(compress: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Validation loss vs bytes: one line per variant across the model sizes.
 
-    Where a compressed large model lies below and left of a smaller fp32 one, compressing
-    beats training smaller for that size budget.
+    One point per size and variant, its best-trained model. Where a compressed large
+    model lies below and left of a smaller fp32 one, compressing beats training smaller
+    for that size budget.
     """
     fig, ax = _figure()
-    for i, (variant, rows) in enumerate(compress.groupby("variant", sort=False)):
+    best = best_compressed_per_size(compress)
+    for i, (variant, rows) in enumerate(best.groupby("variant", sort=False)):
         rows = rows.sort_values("size_bytes")
         style = {"color": "black", "lw": 2} if variant == "baseline" else {"color": f"C{i}"}
         ax.plot(rows["size_bytes"], rows["val_loss"], "o-", ms=4, label=variant, **style)
     ax.set_xscale("log")
     ax.set_xlabel("serialized size (bytes)")
     ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title(_title("loss vs size, per compression", title))
+    ax.set_title(_title("loss vs size, per compression (best-trained model of each size)", title))
     ax.legend(fontsize=8)
     return fig
 

@@ -190,6 +190,10 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         "status": "running",
         **source.record_fields(),
         "task": task.describe(),
+        # the same task and settings whatever the model and seed: what groups the runs of
+        # one configuration together when a sweep tries several (e.g. learning rates)
+        "setting": results.run_id({**config, "source_run": None, "seed": None}),
+        "finetune": dict(fcfg),
         "seed": seed,
         "lr": peak,
         "batch_size": batch_size,

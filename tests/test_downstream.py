@@ -47,12 +47,15 @@ def source_fields(i, n, loss, tokens=1e8):
     }
 
 
-def write_finetune(root, errors, losses, *, seeds=(0,), status="completed"):
+def write_finetune(
+    root, errors, losses, *, seeds=(0,), status="completed", setting="s0", val_shift=0.0
+):
     for i, (n, err, loss) in enumerate(zip(SIZES, errors, losses, strict=False)):
         for seed in seeds:
             write_record(
-                root / f"ft{i}-{seed}",
-                run_id=f"ft{i}-{seed}",
+                root / f"ft{i}-{seed}-{setting}",
+                run_id=f"ft{i}-{seed}-{setting}",
+                setting=setting,
                 sweep="s-finetune",
                 job="finetune",
                 status=status,
@@ -60,7 +63,7 @@ def write_finetune(root, errors, losses, *, seeds=(0,), status="completed"):
                 task={"name": "t", "n_classes": 8, "chance_accuracy": 0.125},
                 test_accuracy=1 - err,
                 test_loss=1.0,
-                val_accuracy=1 - err,
+                val_accuracy=1 - err + val_shift,
                 step=100,
                 best_step=80,
                 stopped_early=True,
@@ -194,6 +197,19 @@ def test_few_sizes_fall_back_to_smaller_laws(tmp_path):
     assert fits.error_vs_params.law == "power" and fits.loss_vs_params.law == "power"
     assert fits.error_vs_loss.fixed == ("eps",)  # held at the chance error, 1 - 1/8
     assert fits.error_vs_loss.params["eps"] == 0.875
+
+
+def test_a_model_tuned_several_ways_counts_with_its_best_setting_on_validation(tmp_path):
+    from analysis.downstream import per_source
+
+    losses = sat(LOSS_N, SIZES)
+    errors = err_of_loss(losses)
+    write_finetune(tmp_path, errors, losses, setting="lr1", val_shift=0.01)
+    # better on test, worse on validation: choosing it would be tuning on the test set
+    write_finetune(tmp_path, errors - 0.05, losses, setting="lr2", val_shift=-0.1)
+    points = per_source(load_finetune(tmp_path))
+    assert len(points) == 8 and set(points["setting"]) == {"lr1"}
+    assert points["test_error"].to_numpy() == pytest.approx(errors)
 
 
 def test_plot_downstream_draws_every_figure(sweep, tmp_path):

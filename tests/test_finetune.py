@@ -18,6 +18,8 @@ QUICK = (
     "finetune.max_steps=300",
     "finetune.warmup_steps=10",
     "finetune.eval_every=20",
+    "finetune.lr_factor=0.1",  # the smallest model learns faster with it at this budget
+    "finetune.patience=100",  # no early stop on a noisy 128-example validation set
 )
 
 
@@ -53,6 +55,7 @@ def test_every_model_is_fine_tuned_and_beats_chance(finetuned, sweep):
         assert r["pretrain"]["final_val_loss"] == src.summary["final_val_loss"]
         assert r["params_nonembed"] == src.summary["params_nonembed"]
         assert r["lr"] == pytest.approx(0.1 * src.summary["optim"]["lr"])  # the lr_factor rule
+        assert r["setting"] == next(iter(recs.values()))["setting"]  # one setting, two models
         # the record's identity is its config; and its curve is there
         config = yaml.safe_load((finetuned / rid / "config.yaml").read_text())
         assert results.run_id(config) == rid
