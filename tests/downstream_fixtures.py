@@ -21,6 +21,8 @@ def compose(*overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
+    import scaling  # noqa: F401  (registers the config tree's resolvers)
+
     with initialize_config_module("sweeps", version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides))
 
