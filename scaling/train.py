@@ -258,7 +258,11 @@ def launcher_info() -> dict[str, Any]:
         from hydra.core.hydra_config import HydraConfig
 
         hc = HydraConfig.get()
-        info["log"] = str(Path(hc.runtime.output_dir) / f"{hc.job.name}.log")
+        log = Path(hc.runtime.output_dir) / f"{hc.job.name}.log"
+        # relative to where the sweep was launched when inside it: records stay portable
+        with contextlib.suppress(ValueError):
+            log = log.relative_to(Path.cwd())
+        info["log"] = str(log)
     if job:
         task = env.get("SLURM_ARRAY_TASK_ID")
         info["job_id"] = f"{job}_{task}" if task else job
