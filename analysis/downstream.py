@@ -769,7 +769,9 @@ def error_vs_params_figure(
         ax.plot(grid, f.predict(grid), color="C0", label=f.formula().replace("test_error", "Err"))
         if f.bootstrap is not None and len(f.bootstrap):
             lo, hi = f.predict_band(grid)
-            ax.fill_between(grid, lo, hi, color="C0", alpha=0.15, lw=0)
+            ax.fill_between(
+                grid, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color="C0", alpha=0.15, lw=0
+            )
     if fits.loss_vs_params is not None and fits.error_vs_loss is not None:
         ax.plot(grid, fits.two_step(grid), color="C3", ls="--", label="two-step: Err(L(N))")
     chance_error = 1.0 - float(points["chance_accuracy"].iloc[0])
@@ -807,10 +809,19 @@ def error_vs_loss_figure(
         if m.bootstrap is not None and len(m.bootstrap):
             lo, hi = m.predict_band(grid)
             ax.fill_between(
-                grid, lo, hi, color="C3", alpha=0.15, lw=0, label=f"{m.level:.0%} bootstrap band"
+                grid,
+                np.clip(lo, 0, 1),
+                np.clip(hi, 0, 1),
+                color="C3",
+                alpha=0.15,
+                lw=0,
+                label=f"{m.level:.0%} bootstrap band",
             )
     chance_error = 1.0 - float(points["chance_accuracy"].iloc[0])
     ax.axhline(chance_error, color=".4", ls=":", lw=1, label=f"chance ({chance_error:.3f})")
+    # an error rate lives in [0, 1]; a wide band beyond the data is not worth the axis
+    low = float(finetune["test_error"].min())
+    ax.set_ylim(max(0.0, low - 0.5 * (chance_error - low) - 0.02), min(1.0, chance_error + 0.05))
     ax.set_xlabel("pretraining validation loss L (nats/token)")
     ax.set_ylabel("test error (1 - accuracy)")
     ax.set_title(_title("task error vs pretraining loss", title))
