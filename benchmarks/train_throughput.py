@@ -3,18 +3,23 @@
 For several sizes of the default family (Llama shapes), measured side by side in one
 process, interleaved over rounds, medians reported:
 
-  (a) ours     `scaling.train.train`, exactly as `scaling-train` runs it
+  (a) ours     `scaling.train.train`, exactly as `scaling-train` runs it (`train.dtype=auto`:
+               bf16 autocast where the CPU runs bf16 natively, else fp32)
   (b) plain    a nanoGPT-style model of identical shape in plain torch (SDPA attention,
-               fused AdamW), trained by a ten-line loop
-  (c) trainer  the Hugging Face `Trainer` on the same HF model with its defaults
+               fused AdamW), trained by a ten-line loop in the same precision as (a), so
+               that (a)/(b) measures the framework and not the number format
+  (c) trainer  the Hugging Face `Trainer` on the same HF model with its defaults (fp32)
+  (a') ours with `train.dtype=fp32`, to show what (a)/(c) owes to the precision choice
 
-MFU is against a peak measured in the same run with a large fp32 matmul.
+MFU is against peaks measured in the same run with large fp32 and bf16 matmuls: that of
+the precision each loop computes in, and, as the goal states it, the fp32 peak.
 
     python benchmarks/train_throughput.py            # ~5 minutes on 2 CPU cores
     python benchmarks/train_throughput.py --quick    # one small size, a smoke check
 
 Ends with one JSON line: ratio_vs_plain and ratio_vs_hf_trainer (smallest over sizes),
-mfu_largest, and the per-size figures.
+mfu_largest (against the peak of the precision used) and mfu_largest_vs_fp32_peak,
+ratio_fp32_vs_hf_trainer, and the per-size figures.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from scaling.results import read_summary
 CONTEXT, MICRO_BATCH, VOCAB = 256, 16, 257
 
 
-def measure_peak(n: int = 2048, reps: int = 10) -> float:
-    """FLOP/s of a large fp32 matmul: the ceiling MFU is measured against."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def measure_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """FLOP/s of a large matmul: the ceiling MFU is measured against."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(reps):
@@ -55,7 +60,7 @@ def measure_peak(n: int = 2048, reps: int = 10) -> float:
 # (a) ours: the real training function on the real corpus
 
 
-def ours(d_model: int, steps: int, workdir: Path) -> float:
+def ours(d_model: int, steps: int, workdir: Path, dtype: str = "auto") -> tuple[float, str]:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
@@ -71,12 +76,14 @@ def ours(d_model: int, steps: int, workdir: Path) -> float:
         "train.eval_batches=1",
         f"train.log_every={10**9}",
         f"results_dir={workdir}",
+        f"train.dtype={dtype}",
     ]
     with initialize_config_module("sweeps", version_base="1.3"):
         cfg = OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
     out = workdir / f"ours-{d_model}-{time.monotonic_ns()}"
     train(cfg, out)
-    return read_summary(out)["tokens_per_s"]
+    summary = read_summary(out)
+    return summary["tokens_per_s"], summary["dtype"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -139,7 +146,7 @@ class PlainLlama(nn.Module):
         return self.head(self.norm(x))
 
 
-def plain(d_model: int, steps: int, tokens) -> float:
+def plain(d_model: int, steps: int, tokens, dtype: str) -> float:
     shape = shape_for("llama", d_model, VOCAB, CONTEXT)
     torch.manual_seed(0)
     model = PlainLlama(shape)
@@ -148,7 +155,8 @@ def plain(d_model: int, steps: int, tokens) -> float:
     for step in range(steps + 1):
         x, y = (torch.from_numpy(a) for a in sample_batch(tokens, MICRO_BATCH, CONTEXT, 0, step))
         t = time.perf_counter()
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -218,10 +226,14 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     tokens = prepare(DataSpec()).train
-    peak = measure_peak()
+    peaks = {"fp32": measure_peak(torch.float32), "bf16": measure_peak(torch.bfloat16)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"measured fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"measured matmul peaks: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
+    )
 
+    loops = ("ours", "plain", "trainer", "ours_fp32")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -230,43 +242,55 @@ def main() -> None:
             fpt = flops_per_token(shape)
             # roughly equal wall time per measurement across sizes
             steps = args.steps or max(4, min(40, int(3e11 / (fpt * MICRO_BATCH * CONTEXT))))
-            runs = {"ours": [], "plain": [], "trainer": []}
-            for _ in range(args.rounds):  # interleaved, so drifts in load hit all three
-                runs["ours"].append(ours(d, steps, workdir))
-                runs["plain"].append(plain(d, steps, tokens))
+            runs = {k: [] for k in loops}
+            for _ in range(args.rounds):  # interleaved, so drifts in load hit all of them
+                tok_s, dtype = ours(d, steps, workdir)
+                runs["ours"].append(tok_s)
+                runs["plain"].append(plain(d, steps, tokens, dtype))
                 runs["trainer"].append(hf_trainer(d, steps, tokens, workdir))
+                runs["ours_fp32"].append(ours(d, steps, workdir, "fp32")[0])
             med = {k: statistics.median(v) for k, v in runs.items()}
+            precision = {"ours": dtype, "plain": dtype, "trainer": "fp32", "ours_fp32": "fp32"}
             rows.append(
                 {
                     "d_model": d,
                     "params_nonembed": param_counts(shape)["nonembed"],
                     "steps": steps,
+                    "dtype": dtype,
                     "tokens_per_s": med,
-                    "mfu": {k: v * fpt / peak for k, v in med.items()},
+                    "mfu": {k: med[k] * fpt / peaks[precision[k]] for k in loops},
+                    "mfu_vs_fp32_peak": {k: med[k] * fpt / peaks["fp32"] for k in loops},
                     "ratio_vs_plain": med["ours"] / med["plain"],
                     "ratio_vs_hf_trainer": med["ours"] / med["trainer"],
+                    "ratio_fp32_vs_hf_trainer": med["ours_fp32"] / med["trainer"],
                     "spread": {k: (min(v), max(v)) for k, v in runs.items()},
                 }
             )
 
     print()
+    print("tokens/s (median over rounds); MFU against the peak of the precision used")
     print(
-        f"{'d_model':>7} {'N':>9} {'ours tok/s':>11} {'plain':>9} {'trainer':>9} "
-        f"{'ours MFU':>9} {'plain MFU':>9} {'vs plain':>9} {'vs trainer':>10}"
+        f"{'d_model':>7} {'N':>10} {'dtype':>5} {'ours':>8} {'plain':>8} {'trainer':>8} "
+        f"{'ours fp32':>9} {'ours MFU':>8} {'vs plain':>8} {'vs trainer':>10} {'(fp32)':>6}"
     )
     for r in rows:
-        t, m = r["tokens_per_s"], r["mfu"]
+        t = r["tokens_per_s"]
         print(
-            f"{r['d_model']:>7} {r['params_nonembed']:>9,} {t['ours']:>11,.0f} {t['plain']:>9,.0f} "
-            f"{t['trainer']:>9,.0f} {m['ours']:>9.1%} {m['plain']:>9.1%} "
-            f"{r['ratio_vs_plain']:>9.2f} {r['ratio_vs_hf_trainer']:>10.2f}"
+            f"{r['d_model']:>7} {r['params_nonembed']:>10,} {r['dtype']:>5} {t['ours']:>8,.0f} "
+            f"{t['plain']:>8,.0f} {t['trainer']:>8,.0f} {t['ours_fp32']:>9,.0f} "
+            f"{r['mfu']['ours']:>8.1%} {r['ratio_vs_plain']:>8.2f} "
+            f"{r['ratio_vs_hf_trainer']:>10.2f} {r['ratio_fp32_vs_hf_trainer']:>6.2f}"
         )
+    largest = rows[-1]
     summary = {
         "benchmark": "train_throughput",
-        "peak_flops": peak,
+        "peak_flops": peaks,
         "ratio_vs_plain": min(r["ratio_vs_plain"] for r in rows),
         "ratio_vs_hf_trainer": min(r["ratio_vs_hf_trainer"] for r in rows),
-        "mfu_largest": rows[-1]["mfu"]["ours"],
+        "ratio_fp32_vs_hf_trainer": min(r["ratio_fp32_vs_hf_trainer"] for r in rows),
+        "mfu_largest": largest["mfu"]["ours"],
+        "mfu_largest_vs_fp32_peak": largest["mfu_vs_fp32_peak"]["ours"],
+        "dtype": largest["dtype"],
         "sizes": rows,
     }
     print(json.dumps(summary, default=lambda x: round(x, 6) if isinstance(x, float) else x))

@@ -104,6 +104,20 @@ def test_bf16_autocast_trains_on_cpu(resolved, tmp_path):
     assert summary["final_val_loss"] < math.log(summary["vocab_size"])
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, native):
+    import torch
+
+    from scaling import train as train_mod
+
+    monkeypatch.setattr(train_mod, "cpu_has_fast_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert train_mod.pick_dtype("auto", cpu) == ("bf16" if native else "fp32")
+    assert train_mod.pick_dtype("fp32", cpu) == "fp32"  # an explicit choice always wins
+    with pytest.raises(ValueError, match="train.dtype must be auto, bf16 or fp32"):
+        train_mod.pick_dtype("fp16", cpu)
+
+
 def test_nan_loss_ends_the_run_as_diverged(resolved, tmp_path):
     # an absurd learning rate with clipping off blows the weights up within a few steps
     cfg, out = run_once(resolved, tmp_path, "optim.lr=1e5", "optim.grad_clip=1e30")
