@@ -34,6 +34,30 @@ def _overrides() -> str:
         return ""
 
 
+def done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """The record of the run in ``out`` when it needs no training, else None.
+
+    A run is done when its record says completed or diverged (a divergence would only
+    repeat; a failed run is retried), unless weights are asked for
+    (``train.save_model``) and a completed run has none: retraining is the only way to
+    get them (its checkpoint is gone), and lands on the same run (training is
+    deterministic).
+    """
+    summary = results.read_summary(out)
+    if summary is None or summary.get("status") not in results.DONE:
+        return None
+    wants_weights = resolved["train"].get("save_model")
+    if summary["status"] == "completed" and wants_weights and not results.has_weights(out):
+        return None
+    return summary
+
+
+def skip_message(label: str, summary: dict[str, Any], out: Path) -> str:
+    loss = summary.get("final_val_loss")
+    loss_text = "-" if loss is None else f"{loss:.4f}"
+    return f"{label}: already {summary['status']} (val loss {loss_text}), not retrained: {out}"
+
+
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Train one point of a sweep unless its record says it is already done.
 
@@ -50,22 +74,13 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     out = results.run_dir(resolved["results_dir"], resolved["sweep"], rid)
     label = f"run {rid} ({_overrides() or 'defaults'})"
 
-    summary = results.read_summary(out)
-    done = summary is not None and summary.get("status") in results.DONE
-    if done and summary["status"] == "completed" and resolved["train"].get("save_model"):
-        # weights asked for now, not when it ran: retraining is the only way to get them
-        # (the checkpoint is gone), and lands on the same run (training is deterministic)
-        if not results.has_weights(out):
-            print(f"{label}: completed without saved weights, retraining to save them", flush=True)
-            done = False
-    if done:
-        loss = summary.get("final_val_loss")
-        print(
-            f"{label}: already {summary['status']} (val loss {loss:.4f}), not retrained: {out}",
-            flush=True,
-        )
+    summary = done_summary(resolved, out)
+    if summary is not None:
+        print(skip_message(label, summary, out), flush=True)
         _OUTCOMES.append((rid, "skipped", ""))
         return summary
+    if (results.read_summary(out) or {}).get("status") == "completed":
+        print(f"{label}: completed without saved weights, retraining to save them", flush=True)
 
     # torch is imported only when something is to be trained: relaunching a finished
     # sweep stays fast

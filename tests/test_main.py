@@ -41,6 +41,7 @@ def test_sweep_trains_every_point_then_relaunch_trains_only_what_is_missing(tmp_
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already completed") == 3
     assert "training in" not in again.stdout
+    assert "Launching 0 jobs" in again.stdout  # the sweeper skipped them before launching
     assert records(sweep) == first  # not even rewritten
 
     # one run lost, one interrupted: only those two are trained
@@ -52,6 +53,7 @@ def test_sweep_trains_every_point_then_relaunch_trains_only_what_is_missing(tmp_
     assert third.returncode == 0, third.stderr
     assert third.stdout.count("training in") == 2
     assert third.stdout.count("already completed") == 1
+    assert "Launching 2 jobs" in third.stdout
     after = records(sweep)
     assert after[kept] == first[kept]
     assert {s["status"] for s in after.values()} == {"completed"}

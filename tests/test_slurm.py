@@ -229,6 +229,15 @@ def test_sweep_runs_as_a_job_array_and_records_each_job(tmp_path):
         assert info["job_id"] in status.stdout and info["stdout"] in status.stdout
     assert "3 completed" in status.stdout
 
+    # relaunching the finished sweep submits nothing
+    jobs_before = sorted(p.name for p in (sweep / ".submitit").iterdir())
+    again = scaling_train(
+        "-m", "experiment=smoke", "train.tokens=16384", *SLURM, "results_dir=r", cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("already completed") == 3
+    assert sorted(p.name for p in (sweep / ".submitit").iterdir()) == jobs_before
+
 
 def test_failed_point_is_reported_and_relaunch_trains_only_failed_and_missing(tmp_path):
     # 32 wide with 7 heads is impossible; 2 and 4 heads train
@@ -271,9 +280,9 @@ def test_failed_point_is_reported_and_relaunch_trains_only_failed_and_missing(tm
     assert {rid for rid, a in arrays.items() if a == new_array} == {missing, bad}
     assert after[kept] == kept_rec  # not even rewritten
     assert after[missing]["status"] == "completed" and after[bad]["status"] == "failed"
-    # the kept run's job of the new array found its record and said so
-    logs = "".join(p.read_text() for p in (sweep / ".submitit").glob(f"{new_array}_*/*.out"))
-    assert f"run {kept}" in logs and "already completed" in logs
+    # the kept run was not even submitted: the sweeper found its record and said so
+    assert len(list((sweep / ".submitit").glob(f"{new_array}_*"))) == 2
+    assert f"run {kept} (" in again.stdout and "already completed" in again.stdout
 
 
 def test_preempted_run_is_requeued_and_resumes_bit_for_bit(tmp_path, request):

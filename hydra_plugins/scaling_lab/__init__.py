@@ -1,1 +1,2 @@
-"""Scaling Lab's Hydra plugins: the SLURM launcher (see launcher.py)."""
+"""Scaling Lab's Hydra plugins: the SLURM launcher (launcher.py) and a sweeper that skips
+finished runs (sweeper.py)."""

@@ -49,6 +49,8 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         """
         import submitit
 
+        if not job_overrides:  # every run of the sweep is done (sweeper.py)
+            return []
         assert self.config is not None
         # the executor takes the folder and max_num_timeout, update_parameters the rest:
         # the plugin's own split of its parameters
