@@ -21,7 +21,7 @@ process:
 Objectives are all evaluated by one function, the summed Huber (delta 1e-3) of log
 residuals, so they compare directly.
 
-    python benchmarks/fit_speed.py                  # about a minute on 2 CPU cores
+    python benchmarks/fit_speed.py                  # under a minute on 2 CPU cores
     python benchmarks/fit_speed.py --scipy-starts 50 --no-package   # quicker
 
 Ends with one JSON line: speedup_vs_scipy, objective_ours, objective_scipy_best,

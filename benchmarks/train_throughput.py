@@ -14,7 +14,7 @@ process, interleaved over rounds, medians reported:
 MFU is against peaks measured in the same run with large fp32 and bf16 matmuls: that of
 the precision each loop computes in, and, as the goal states it, the fp32 peak.
 
-    python benchmarks/train_throughput.py            # ~5 minutes on 2 CPU cores
+    python benchmarks/train_throughput.py            # ~3 minutes on 2 CPU cores
     python benchmarks/train_throughput.py --quick    # one small size, a smoke check
 
 Ends with one JSON line: ratio_vs_plain and ratio_vs_hf_trainer (smallest over sizes),
