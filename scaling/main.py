@@ -52,10 +52,13 @@ def done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
     return summary
 
 
-def skip_message(label: str, summary: dict[str, Any], out: Path) -> str:
+def skip(label: str, summary: dict[str, Any], out: Path) -> None:
+    """Say why a done run is not retrained, and count it among this launch's outcomes."""
     loss = summary.get("final_val_loss")
     loss_text = "-" if loss is None else f"{loss:.4f}"
-    return f"{label}: already {summary['status']} (val loss {loss_text}), not retrained: {out}"
+    msg = f"{label}: already {summary['status']} (val loss {loss_text}), not retrained: {out}"
+    print(msg, flush=True)
+    _OUTCOMES.append((out.name, "skipped", ""))
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
@@ -76,8 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
     summary = done_summary(resolved, out)
     if summary is not None:
-        print(skip_message(label, summary, out), flush=True)
-        _OUTCOMES.append((rid, "skipped", ""))
+        skip(label, summary, out)
         return summary
     if (results.read_summary(out) or {}).get("status") == "completed":
         print(f"{label}: completed without saved weights, retraining to save them", flush=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: train five model sizes at three token budgets on the embedded corpus,
+# The demo: train five model sizes, each at three token budgets, on the embedded corpus,
 # then fit and plot them.
 # Sets up .venv when needed. Relaunching skips finished runs.
 set -euo pipefail

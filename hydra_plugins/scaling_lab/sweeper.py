@@ -15,8 +15,8 @@ whole: each of their jobs covers many models and skips the finished ones itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
+# Hydra exports its basic sweeper from this module only
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import filter_overrides
@@ -58,6 +58,5 @@ class SkipDoneSweeper(BasicSweeper):
         if summary is None:
             return False
         label = f"run {rid} ({' '.join(filter_overrides(overrides)) or 'defaults'})"
-        print(main.skip_message(label, summary, Path(out)), flush=True)
-        main._OUTCOMES.append((rid, "skipped", ""))
+        main.skip(label, summary, out)
         return True
