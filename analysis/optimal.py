@@ -273,6 +273,16 @@ def _isoflop_groups(flops: np.ndarray, tol: float) -> np.ndarray:
     return labels
 
 
+def _left_out(skipped: list[tuple[float, str]], n_groups: int) -> str:
+    """One line on the IsoFLOP groups left out: how many for each reason, a few budgets."""
+    parts = []
+    for reason in dict.fromkeys(r for _, r in skipped):
+        budgets = [f"{c:.3g}" for c, r in skipped if r == reason]
+        shown = ", ".join(budgets[:3]) + (", ..." if len(budgets) > 3 else "")
+        parts.append(f"{len(budgets)} with {reason} (C = {shown})")
+    return f"left out {len(skipped)} of {n_groups} IsoFLOP groups: " + "; ".join(parts)
+
+
 def approach2(
     runs: pd.DataFrame,
     *,
@@ -311,16 +321,16 @@ def approach2(
         log_n = np.log(members["params"].to_numpy(dtype=float))
         loss = members["loss"].to_numpy(dtype=float)
         if len(np.unique(log_n)) < 3:
-            skipped.append(f"C={budget:.3g} (fewer than 3 sizes)")
+            skipped.append((budget, "fewer than 3 sizes"))
             continue
         center = log_n.mean()  # centring keeps the normal equations well conditioned
         c2, c1, c0 = np.polyfit(log_n - center, loss, 2)
         if c2 <= 0:
-            skipped.append(f"C={budget:.3g} (no minimum: parabola opens downwards)")
+            skipped.append((budget, "no minimum (the parabola opens downwards)"))
             continue
         vertex = center - c1 / (2 * c2)
         if not log_n.min() <= vertex <= log_n.max():
-            skipped.append(f"C={budget:.3g} (minimum outside the sizes tried)")
+            skipped.append((budget, "minimum outside the sizes tried"))
             continue
         n_opt = float(np.exp(vertex))
         rows.append(
@@ -334,13 +344,14 @@ def approach2(
                 "group": label,
             }
         )
-    if skipped:
-        warnings.warn("approach 2 left out IsoFLOP groups: " + "; ".join(skipped), stacklevel=2)
+    left_out = _left_out(skipped, len(rows) + len(skipped))
     if len(rows) < 2:
         raise ValueError(
-            f"approach 2 needs at least two IsoFLOP groups with a measured minimum, "
-            f"got {len(rows)}" + (f" (left out: {'; '.join(skipped)})" if skipped else "")
+            "approach 2 needs at least two IsoFLOP groups with a measured minimum, "
+            f"got {len(rows)}" + (f" ({left_out})" if skipped else "")
         )
+    if skipped:
+        warnings.warn(f"approach 2 {left_out}", stacklevel=2)
     points = pd.DataFrame(rows).sort_values("flops", ignore_index=True)
     line = loglog_line(points["flops"].to_numpy(), points["params_opt"].to_numpy(), level)
     return Frontier(

@@ -19,9 +19,8 @@ fi
 # what the sweep says: C ∝ N^k, L(N, D), the compute-optimal frontier, a backtest
 analyze=.venv/bin/scaling-analyze
 $analyze fit results/demo --law power --x params --y flops
-$analyze fit results/demo --law chinchilla || true   # the demo's range may not pin it down
-$analyze frontier results/demo --approach 2 || true
-$analyze frontier results/demo --approach 3 || true
-$analyze backtest results/demo --law saturating --k 2
+$analyze fit results/demo --law chinchilla
+$analyze frontier results/demo --approach 3   # from the Chinchilla fit (approach 2 needs IsoFLOP sweeps)
+$analyze backtest results/demo --law chinchilla --k 3   # predict the 3 largest-compute runs
 $analyze plot results/demo --out results/demo/plots
 $analyze report results/demo

@@ -178,8 +178,15 @@ def test_approach2_groups_by_flops_within_tolerance_or_by_column() -> None:
     by_col = approach2(labelled, group_col="budget")
     assert by_col.a == pytest.approx(by_tol.a, abs=1e-9)
     # A budget with fewer than three sizes has no measurable minimum: skipped, with a warning.
-    with pytest.warns(UserWarning, match="left out IsoFLOP groups"):
+    with pytest.warns(UserWarning, match="left out 1 of 10 IsoFLOP groups: 1 with fewer"):
         approach2(pd.concat([runs, runs.iloc[:2].assign(flops=1e23)]), group_tol=0.1)
+    # many left out: one line, counted by reason, not one entry per group
+    lone = pd.concat([runs.iloc[[i]].assign(flops=10.0 ** (24 + i)) for i in range(20)])
+    with pytest.warns(UserWarning) as caught:
+        approach2(pd.concat([runs, lone]), group_tol=0.1)
+    (message,) = [str(w.message) for w in caught]
+    assert "left out 20 of 29 IsoFLOP groups: 20 with fewer than 3 sizes" in message
+    assert message.count("e+") == 3 and len(message) < 200
 
 
 def test_approach2_refuses_without_two_minima() -> None:
