@@ -38,6 +38,9 @@ def pretrained_sweep(base: Path) -> Path:
             f"model.d_model={d}",
             f"train.tokens={TOKENS}",
             "train.save_model=true",
+            # fp32, as compression evaluates: the saved weights must then give the
+            # recorded loss to float rounding (bf16 autocast would differ by ~1e-5)
+            "train.dtype=fp32",
             f"results_dir={base}",
         )
         summary = run(cfg)
