@@ -47,8 +47,9 @@ class Diverged(RuntimeError):
 class Interrupted(RuntimeError):
     """A stop signal arrived; the checkpoint has been written."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+    def __init__(self, signum: int, why: str = "") -> None:
+        what = f"stopped by signal {signal.Signals(signum).name}"
+        super().__init__(f"{what} ({why})" if why else what)
         self.signum = signum
 
 
@@ -219,10 +220,11 @@ class StopFlag:
 
         Under submitit, USR2's handler is submitit's: it asks the task how to resubmit
         itself (the Hydra launcher: the same task from the start, which finds this run's
-        checkpoint and resumes), requeues the job and exits with ``SystemExit``; after
-        too many time-outs it raises instead, and the run is recorded as failed. Its
-        SIGTERM handler only logs. Whenever the previous handler returns, the run stops
-        with :class:`Interrupted`.
+        checkpoint and resumes), requeues the job and exits with ``SystemExit``. After
+        too many time-outs (``max_num_timeout``) it raises instead: the run is then
+        interrupted all the same, not failed (its checkpoint is on disk, and a relaunch
+        resumes it). Its SIGTERM handler only logs. Whenever the previous handler
+        returns, the run stops with :class:`Interrupted`.
         """
         if self.signum is None:  # another process of a data-parallel run was signalled
             self.restore()
@@ -230,7 +232,10 @@ class StopFlag:
         prev = self.previous.get(self.signum)
         self.restore()
         if callable(prev):
-            prev(self.signum, None)
+            try:
+                prev(self.signum, None)
+            except Exception as e:  # not SystemExit: a requeue leaves through that
+                raise Interrupted(self.signum, f"{type(e).__name__}: {e}") from e
         raise Interrupted(self.signum)
 
 

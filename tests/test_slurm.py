@@ -372,6 +372,38 @@ def test_run_cut_by_its_time_limit_is_requeued_until_it_completes(tmp_path):
     assert steps == list(range(every, summary["steps_total"] + 1, every))
 
 
+def test_run_out_of_requeues_is_left_interrupted_and_a_relaunch_finishes_it(tmp_path):
+    # As above, with one requeue allowed (max_num_timeout=1) and a run of 70-120 s: the
+    # second job's USR2 (~20 s in, after training has started) finds no requeue left.
+    base = ("-m", "experiment=smoke", "model.d_model=32", "train.tokens=4718592", *SLURM)
+    base = (*base, "results_dir=r")
+    limits = ("hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30")
+    out = scaling_train(
+        *base, *limits, "hydra.launcher.max_num_timeout=1", cwd=tmp_path, timeout=300
+    )
+    run = only_run(tmp_path / "r" / "smoke")
+    summary = results.read_summary(run)
+    job = summary["launcher"]["job_id"]
+    # the run stopped at a checkpoint and says why; it is not `failed`
+    assert summary["status"] == "interrupted" and (run / "checkpoint.pt").exists()
+    assert 0 < summary["step"] < summary["steps_total"]
+    assert not (run / "error.txt").exists()
+    assert sacct(job).count("REQUEUED") == 1
+    # the command waited for the job, and names the unfinished run and its log
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"UNFINISHED run {run.name} (interrupted, job {job})" in out.stderr
+    assert f"log: {summary['launcher']['stdout']}" in out.stderr
+    assert "timed-out too many times" in Path(summary["launcher"]["stdout"]).read_text()
+
+    # relaunched without the short time limit, it resumes from that checkpoint
+    again = scaling_train(*base, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    done = results.read_summary(run)
+    assert done["status"] == "completed" and done["launcher"]["job_id"] != job
+    log = Path(done["launcher"]["stdout"]).read_text()
+    assert f"resuming from step {summary['step']}/" in log
+
+
 def test_requeue_from_outside_checkpoints_at_sigterm_and_resumes(tmp_path):
     # `scontrol requeue` sends SIGTERM, not USR2: submitit only logs it, but the run
     # checkpoints on it and leaves without a result, so the launcher waits for the rerun

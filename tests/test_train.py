@@ -216,3 +216,25 @@ def test_torch_compile_trains_to_the_same_loss_as_eager(resolved, tmp_path, monk
     assert compiled["status"] == "completed"
     # the same computation, fused differently: equal up to float rounding
     assert compiled["final_val_loss"] == pytest.approx(eager["final_val_loss"], rel=1e-3)
+
+
+def test_stop_whose_previous_handler_refuses_to_requeue_still_interrupts():
+    # submitit's USR2 handler raises once a job has timed out too many times: the run
+    # must end interrupted (its checkpoint is on disk), not failed
+    from scaling.train import Interrupted, StopFlag
+
+    def refuses(signum, frame):
+        raise RuntimeError("Job not requeued because: timed-out too many times.")
+
+    before = signal.signal(signal.SIGUSR2, refuses)
+    try:
+        flag = StopFlag()
+        flag.install()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert flag.signum == signal.SIGUSR2
+        with pytest.raises(Interrupted, match="timed-out too many times") as stopped:
+            flag.forward()
+        assert stopped.value.signum == signal.SIGUSR2
+        assert signal.getsignal(signal.SIGUSR2) is refuses  # handed back
+    finally:
+        signal.signal(signal.SIGUSR2, before)
