@@ -84,9 +84,11 @@ def sweep_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
                 "family": model.get("family"),
                 "d_model": model.get("d_model"),
                 "params": s.get("params_nonembed"),
-                "tokens": s.get("tokens"),
+                # a fine-tune or compression record: its source's pretraining tokens, and
+                # the fine-tune's best loss on its task's validation split
+                "tokens": s.get("tokens", (s.get("pretrain") or {}).get("tokens")),
                 "tokens_target": s.get("tokens_target"),
-                "loss": s.get("final_val_loss"),
+                "loss": s.get("final_val_loss", s.get("val_loss")),
                 "job_id": launcher.get("job_id"),
                 "log": launcher.get("stdout") or launcher.get("log"),
                 "error": s.get("error"),

@@ -104,3 +104,22 @@ def test_status_shows_each_run_and_marks_dead_ones_lost(tmp_path):
 
     table = scaling_train("status", str(sweep), cwd=tmp_path)
     assert rid in table.stdout and "lost" in table.stdout and "1 completed" in table.stdout
+
+
+def test_status_of_a_finetune_sweep_shows_its_sources_tokens_and_its_task_loss(tmp_path):
+    from scaling.status import sweep_rows
+
+    sweep = tmp_path / "finetune"
+    record = {
+        "status": "completed",
+        "job": "finetune",
+        "family": "llama",
+        "d_model": 32,
+        "params_nonembed": 26784,
+        "pretrain": {"tokens": 524288, "final_val_loss": 2.07},
+        "val_loss": 1.91,
+        "test_accuracy": 0.3,
+    }
+    results.write_summary(sweep / "0123456789ab", record)
+    (row,) = sweep_rows(sweep)
+    assert (row["tokens"], row["loss"], row["params"]) == (524288, 1.91, 26784)
