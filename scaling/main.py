@@ -11,6 +11,8 @@ and otherwise trains it (resuming from a checkpoint when there is one).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,6 +54,21 @@ def done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
     return summary
 
 
+def _nothing_left_to_checkpoint() -> None:
+    """Ignore SLURM's time-limit warning (USR2) from now on in this job.
+
+    The job's run is done. A USR2 now would make submitit requeue the job while it is
+    writing its result file, and the requeued job would then fail on the half-written
+    file, reporting a finished run as a dead job. With nothing left to save, the job
+    had better finish writing its result and exit.
+    """
+    if "SLURM_JOB_ID" in os.environ:
+        try:
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        except ValueError:  # not the main thread: signals are not ours to handle
+            pass
+
+
 def skip(label: str, summary: dict[str, Any], out: Path) -> None:
     """Say why a done run is not retrained, and count it among this launch's outcomes."""
     loss = summary.get("final_val_loss")
@@ -80,6 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     summary = done_summary(resolved, out)
     if summary is not None:
         skip(label, summary, out)
+        _nothing_left_to_checkpoint()
         return summary
     if (results.read_summary(out) or {}).get("status") == "completed":
         print(f"{label}: completed without saved weights, retraining to save them", flush=True)
@@ -105,6 +123,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         print(msg, file=sys.stderr, flush=True)
         _OUTCOMES.append((rid, "failed", msg))
         return None
+    _nothing_left_to_checkpoint()
     _OUTCOMES.append((rid, summary["status"], ""))
     return summary
 

@@ -123,3 +123,29 @@ def test_status_of_a_finetune_sweep_shows_its_sources_tokens_and_its_task_loss(t
     results.write_summary(sweep / "0123456789ab", record)
     (row,) = sweep_rows(sweep)
     assert (row["tokens"], row["loss"], row["params"]) == (524288, 1.91, 26784)
+
+
+def test_a_slurm_job_whose_run_is_done_ignores_the_time_limit_warning(
+    compose, tmp_path, monkeypatch
+):
+    # USR2 would make submitit requeue the job while it writes its result, and the
+    # requeued job fail on the half-written file: once the run is done, it is ignored
+    import signal
+
+    from omegaconf import OmegaConf
+
+    from scaling.main import run
+
+    cfg = compose("experiment=smoke", f"results_dir={tmp_path}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    out = results.run_dir(tmp_path, "smoke", results.run_id(resolved))
+    results.write_summary(out, {"status": "completed", "final_val_loss": 2.0})
+    before = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        run(cfg)  # not under SLURM: signals are left alone
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+        monkeypatch.setenv("SLURM_JOB_ID", "1")
+        assert run(cfg)["status"] == "completed"
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, before)

@@ -332,12 +332,13 @@ def test_run_cut_by_its_time_limit_is_requeued_until_it_completes(tmp_path):
     # SLURM's shortest time limit is a minute. slurmctld looks at running jobs every 30 s
     # and sends USR2 at the first look that finds at most signal_delay_s + 30 s left: here
     # 0-30 s into the first job, ~20 s into the next ones (they start in step with those
-    # looks). The run takes 35-60 s alone (2304 steps), so it needs two to five jobs.
+    # looks). The run takes 50-120 s alone (4608 steps, bf16 or fp32), so it needs two
+    # to seven jobs.
     out = scaling_train(
         "-m",
         "experiment=smoke",
         "model.d_model=32",
-        "train.tokens=2359296",
+        "train.tokens=4718592",
         *SLURM,
         "hydra.launcher.timeout_min=1",
         "hydra.launcher.signal_delay_s=30",
