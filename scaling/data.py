@@ -69,6 +69,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -91,6 +92,18 @@ _PROGRESS_EVERY_S = 5.0
 
 
 # --------------------------------------------------------------------------- the spec
+
+
+Spec = TypeVar("Spec")
+
+
+def spec_from_config(cls: type[Spec], cfg: Mapping, group: str) -> Spec:
+    """The dataclass ``cls`` built from the config group ``group``, naming unknown keys."""
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(str(k) for k in cfg if k not in valid)
+    if unknown:
+        raise ValueError(f"unknown {group} config key(s) {unknown}; valid keys: {valid}")
+    return cls(**{str(k): v for k, v in cfg.items()})
 
 
 @dataclass(frozen=True)
@@ -181,11 +194,7 @@ class DataSpec:
         ValueError
             On a key that is not a field, listing the valid ones.
         """
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in cfg if k not in valid)
-        if unknown:
-            raise ValueError(f"unknown data config key(s) {unknown}; valid keys: {valid}")
-        return cls(**{str(k): v for k, v in cfg.items()})
+        return spec_from_config(cls, cfg, "data")
 
     def resolved_cache_dir(self) -> Path:
         """The cache directory in use: ``$SCALING_LAB_CACHE`` if set, else `cache_dir`."""

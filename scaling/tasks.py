@@ -37,7 +37,6 @@ is the usual situation of pretrained models and web-scale benchmarks alike.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -47,7 +46,7 @@ from typing import Protocol
 
 import numpy as np
 
-from scaling.data import stdlib_files
+from scaling.data import spec_from_config, stdlib_files
 
 SOURCES = ("stdlib", "file")
 SPLITS = ("train", "val", "test")
@@ -147,11 +146,7 @@ class TaskSpec:
         ValueError
             On a key that is not a field, listing the valid ones.
         """
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in cfg if k not in valid)
-        if unknown:
-            raise ValueError(f"unknown task config key(s) {unknown}; valid keys: {valid}")
-        return cls(**{str(k): v for k, v in cfg.items()})
+        return spec_from_config(cls, cfg, "task")
 
 
 @dataclass
