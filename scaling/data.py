@@ -53,11 +53,22 @@ Cache layout
 
 The cache directory is ``DataSpec.cache_dir`` unless the environment variable
 ``SCALING_LAB_CACHE`` is set, which then wins (so a cluster can point every job at scratch).
+
+Training batches
+    By default (``unique_tokens`` null) every row is a window starting anywhere in the
+    training split, drawn at random (`sample_batch`). With ``unique_tokens = U`` the run
+    is *data-constrained* (Muennighoff et al. 2023, "Scaling Data-Constrained Language
+    Models"): only the first U tokens of the training split are used, cut into
+    ``(U - 1) // context`` windows that do not overlap (each reads ``context + 1`` tokens,
+    its last, the target, being the next window's first, as in `sample_batch`), visited in
+    a seeded order that changes every epoch (`sample_repeated_batch`). ``unique_tokens`` changes sampling
+    only: not the cache entry, its path or its fingerprints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -89,6 +100,9 @@ CACHE_ENV = "SCALING_LAB_CACHE"
 _STDLIB_EXCLUDE = frozenset({"site-packages", "dist-packages", "__pycache__"})
 # Seconds between progress lines while tokenizing.
 _PROGRESS_EVERY_S = 5.0
+# DataSpec fields that say where the cache is or how batches are drawn from it, not what
+# it holds: they stay out of the entry's path and of its meta.json.
+_NOT_THE_ENTRY = frozenset({"cache_dir", "unique_tokens"})
 
 
 # --------------------------------------------------------------------------- the spec
@@ -137,6 +151,11 @@ class DataSpec:
         (``stdlib``, ``text``, ``jsonl``) in corpus order. It changes the corpus fingerprint.
     cache_dir : str
         Where cache entries live (``~`` expanded); ``$SCALING_LAB_CACHE`` wins when set.
+    unique_tokens : int or None
+        Data-constrained training: train on the first ``unique_tokens`` tokens of the
+        training split only, epoch after epoch (`sample_repeated_batch`); null (default)
+        samples the whole split (`sample_batch`). Sampling only: it is not part of the
+        cache entry's identity.
     """
 
     source: str = "stdlib"
@@ -150,6 +169,7 @@ class DataSpec:
     val_fraction: float = 0.01
     max_files: int | None = None
     cache_dir: str = "~/.cache/scaling-lab"
+    unique_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -175,6 +195,17 @@ class DataSpec:
                 )
             if int(self.max_files) < 1:
                 raise ValueError(f"data.max_files={self.max_files} must be >= 1 or null")
+        if self.unique_tokens is not None:
+            u = self.unique_tokens
+            # 1e6 from a command line is a float: whole numbers are fine, 2.5 or True not
+            real = (int, float, np.integer, np.floating)
+            whole = isinstance(u, real) and not isinstance(u, bool) and float(u).is_integer()
+            if not whole or u < 1:
+                raise ValueError(
+                    f"data.unique_tokens={u!r} must be a positive whole number of tokens or "
+                    "null (the whole training split)"
+                )
+            object.__setattr__(self, "unique_tokens", int(u))
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> DataSpec:
@@ -739,7 +770,7 @@ def _build_entry(
         "eod_id": tokenizer.eod_id,
         "dtype": np.dtype(dtype).name,
         "n_docs": n_docs,
-        "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "cache_dir"},
+        "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k not in _NOT_THE_ENTRY},
         "build_s": round(elapsed, 3),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "built_by": {"host": socket.gethostname(), "pid": os.getpid()},
@@ -877,6 +908,167 @@ def sample_batch(
     rng = np.random.default_rng([seed, step, micro])
     offsets = rng.integers(0, len(tokens) - context, size=batch_size)
     return _windows(tokens, offsets, context)
+
+
+# The seed stream of the epochs' orders, apart from sample_batch's ([seed, step, micro])
+# and val_batches' ([seed, 0x5A1]).
+_EPOCH_STREAM = 0xE90C
+
+
+def repeated_windows(unique_tokens: int, context: int, n_train_tokens: int) -> int:
+    """How many windows one epoch of a data-constrained run has; checks ``unique_tokens``.
+
+    Parameters
+    ----------
+    unique_tokens : int
+        U, the length of the training split's prefix that is trained on.
+    context : int
+        Tokens per window (each window reads ``context + 1``: the last one is the target).
+    n_train_tokens : int
+        The length of the training split.
+
+    Returns
+    -------
+    int
+        ``(U - 1) // context``: window ``i`` starts at token ``i * context``, and the last
+        window's target is at most token ``U - 1``.
+
+    Raises
+    ------
+    ValueError
+        When U exceeds the training split, or is shorter than one window.
+    """
+    u = int(unique_tokens)
+    if u > n_train_tokens:
+        raise ValueError(
+            f"data.unique_tokens={u} exceeds the training split ({n_train_tokens} tokens): "
+            f"set it to at most {n_train_tokens}, or null to train on the whole split"
+        )
+    if u < context + 1:
+        raise ValueError(
+            f"data.unique_tokens={u} is shorter than one window ({context} tokens + 1 "
+            f"target): set it to at least {context + 1}"
+        )
+    return (u - 1) // context
+
+
+def repeated_epochs(tokens: float, unique_tokens: int) -> float:
+    """Epochs over the unique data that `tokens` training tokens make: ``tokens / U``.
+
+    Muennighoff et al. (2023)'s count: 4 epochs of U unique tokens are ``4 * U`` tokens.
+
+    Parameters
+    ----------
+    tokens : float
+        Training tokens (D).
+    unique_tokens : int
+        U.
+
+    Returns
+    -------
+    float
+    """
+    if not unique_tokens >= 1:
+        raise ValueError(f"data.unique_tokens={unique_tokens!r} must be >= 1")
+    return float(tokens) / float(unique_tokens)
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, n_windows: int) -> np.ndarray:
+    # a new seeded permutation of the windows per epoch; kept for the next batches of
+    # the same epoch (8 bytes a window), read-only so that no caller can change it
+    order = np.random.default_rng([seed, _EPOCH_STREAM, epoch]).permutation(n_windows)
+    order.flags.writeable = False
+    return order
+
+
+def sample_repeated_batch(
+    tokens: np.ndarray,
+    batch_size: int,
+    context: int,
+    seed: int,
+    step: int,
+    micro: int,
+    grad_accum: int,
+    unique_tokens: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of a data-constrained run: epochs over the first U tokens, a pure function.
+
+    The first `unique_tokens` tokens are cut into ``n = (U - 1) // context`` windows that
+    do not overlap (window ``i`` is tokens ``i * context`` to ``(i + 1) * context``,
+    its last token the target of its last position). Row ``r`` of micro-batch `micro` of
+    optimiser step `step` is the run's row number ``j = (step * grad_accum + micro) *
+    batch_size + r``; it reads window ``order_e[j % n]`` of epoch ``e = j // n``, where
+    ``order_e`` is a permutation seeded by ``(seed, e)``. So every window is read once
+    per epoch, epochs differ in order, a resumed run draws what it would have drawn, and
+    the processes of a data-parallel run (each with its own micro-batches) read disjoint
+    rows.
+
+    Parameters
+    ----------
+    tokens : numpy.ndarray
+        The training split (``TokenData.train``).
+    batch_size, context : int
+        Rows and columns of the batch.
+    seed, step, micro : int
+        The run's seed, the optimiser step, the micro-batch within it.
+    grad_accum : int
+        Micro-batches per optimiser step (all processes together).
+    unique_tokens : int
+        U (``data.unique_tokens``).
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        ``int64``, shape ``(batch_size, context)``; ``y[:, t] == x[:, t + 1]``, as from
+        `sample_batch`.
+
+    Raises
+    ------
+    ValueError
+        As `repeated_windows`; or when ``micro`` is not in ``[0, grad_accum)``.
+    """
+    n_windows = repeated_windows(unique_tokens, context, len(tokens))
+    if not 0 <= micro < grad_accum:
+        raise ValueError(f"micro={micro} must lie in [0, grad_accum={grad_accum})")
+    first = (int(step) * int(grad_accum) + int(micro)) * int(batch_size)
+    epoch, position = np.divmod(np.arange(first, first + batch_size, dtype=np.int64), n_windows)
+    window = np.empty(batch_size, dtype=np.int64)
+    for e in np.unique(epoch):  # a batch can straddle the end of an epoch
+        rows = epoch == e
+        window[rows] = _epoch_order(int(seed), int(e), n_windows)[position[rows]]
+    return _windows(tokens, window * context, context)
+
+
+def sample_train_batch(
+    tokens: np.ndarray,
+    batch_size: int,
+    context: int,
+    seed: int,
+    step: int,
+    micro: int = 0,
+    grad_accum: int = 1,
+    unique_tokens: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training batch as ``data.unique_tokens`` asks: one call for the training loop.
+
+    Parameters
+    ----------
+    tokens, batch_size, context, seed, step, micro, grad_accum
+        As `sample_repeated_batch`.
+    unique_tokens : int or None
+        None: `sample_batch` (random windows over the whole split, `grad_accum`
+        unused), bit for bit; an int: `sample_repeated_batch`.
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+    """
+    if unique_tokens is None:
+        return sample_batch(tokens, batch_size, context, seed, step, micro)
+    return sample_repeated_batch(
+        tokens, batch_size, context, seed, step, micro, grad_accum, unique_tokens
+    )
 
 
 def val_batches(

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import results
+from scaling import budgets, results
 
 # What happened to each run launched in this process: (run_id, status, message)
 _OUTCOMES: list[tuple[str, str, str]] = []
@@ -45,6 +45,9 @@ def done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
     get them (its checkpoint is gone), and lands on the same run (training is
     deterministic).
     """
+    ids = budgets.record_ids(resolved)
+    if ids is not None:
+        return _trunk_done(resolved, out, ids)
     summary = results.read_summary(out)
     if summary is None or summary.get("status") not in results.DONE:
         return None
@@ -52,6 +55,24 @@ def done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
     if summary["status"] == "completed" and wants_weights and not results.has_weights(out):
         return None
     return summary
+
+
+def _trunk_done(resolved: dict[str, Any], out: Path, ids: list[str]) -> dict[str, Any] | None:
+    """A trunk's record when each of its budgets has a done record, or when it diverged."""
+    trunk = results.read_summary(out)
+    if trunk is not None and trunk.get("status") == "diverged":
+        return trunk
+    last = None
+    for rid in ids:
+        rdir = results.run_dir(resolved["results_dir"], resolved["sweep"], rid)
+        last = done_summary({**resolved, "train": _one_budget(resolved["train"])}, rdir)
+        if last is None:
+            return None
+    return trunk if trunk is not None and trunk.get("status") in results.DONE else last
+
+
+def _one_budget(train: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in train.items() if k not in budgets.BUDGET_KEYS}
 
 
 def _nothing_left_to_checkpoint() -> None:
@@ -73,7 +94,10 @@ def skip(label: str, summary: dict[str, Any], out: Path) -> None:
     """Say why a done run is not retrained, and count it among this launch's outcomes."""
     loss = summary.get("final_val_loss")
     loss_text = "-" if loss is None else f"{loss:.4f}"
-    msg = f"{label}: already {summary['status']} (val loss {loss_text}), not retrained: {out}"
+    what = f"val loss {loss_text}"
+    if summary.get("role") == "trunk":
+        what = f"{len(summary.get('budgets') or [])} budgets recorded, the last at {what}"
+    msg = f"{label}: already {summary['status']} ({what}), not retrained: {out}"
     print(msg, flush=True)
     _OUTCOMES.append((out.name, "skipped", ""))
 

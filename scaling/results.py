@@ -40,6 +40,22 @@ NON_IDENTITY_KEYS = (
 # false whatever its value (rather than left out, which would change the id of every
 # run made before), so a sweep relaunched with `train.save_model=true` finds its runs.
 HASHED_AS_FALSE = ("train.save_model",)
+# Keys added after records were first made, left out of the hash at their default
+# value, so that the runs made before them keep their ids (and a relaunch finds them).
+# Under the cosine schedule the decay settings change nothing, so they are left out too.
+OMITTED_AT_DEFAULT = {
+    "optim.schedule": "cosine",
+    "optim.decay_frac": 0.2,
+    "optim.decay_shape": "linear",
+    "optim.rules": "stated",
+    "optim.warmup_tokens": None,
+    "train.budgets": None,
+    "train.budgets_per_param": None,
+    "train.flops": None,
+    "train.min_steps": None,
+    "data.unique_tokens": None,
+}
+COSINE_IGNORES = ("optim.decay_frac", "optim.decay_shape")
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -60,8 +76,42 @@ def run_id(config: Mapping[str, Any]) -> str:
         section, key = dotted.split(".")
         if key in identity.get(section, {}):
             identity[section] = {**identity[section], key: False}
+    cosine = (identity.get("optim") or {}).get("schedule", "cosine") == "cosine"
+    for dotted, default in OMITTED_AT_DEFAULT.items():
+        section, key = dotted.split(".")
+        part = identity.get(section)
+        if isinstance(part, dict) and key in part:
+            if part[key] == default or (cosine and dotted in COSINE_IGNORES):
+                identity[section] = {k: v for k, v in part.items() if k != key}
+    _keep_own_budgets(identity)
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _keep_own_budgets(identity: dict[str, Any]) -> None:
+    """Keep in the hash only the budgets that decide this record (see scaling/budgets.py).
+
+    A trunk (a run with ``train.budgets``) is decided by its first budget, which sets its
+    warmup: asking later for more budgets keeps its id, and it continues. Budget ``k``'s
+    record (a ``budget: {index: k}`` section) is decided by the first budget and its own
+    under ``wsd``, whose cooldowns fork from a trunk that never decays, and by every
+    budget up to its own under ``wsd_s``, whose one trajectory passes through them all.
+    """
+    train = identity.get("train")
+    if not isinstance(train, dict):
+        return
+    for key in ("budgets", "budgets_per_param"):
+        values = train.get(key)
+        if not isinstance(values, list) or not values:
+            continue
+        k = int((identity.get("budget") or {}).get("index", 0))
+        if "budget" not in identity:
+            kept = values[:1]
+        elif (identity.get("optim") or {}).get("schedule") == "wsd_s":
+            kept = values[: k + 1]
+        else:
+            kept = [values[0], values[k]] if k > 0 else values[:1]
+        identity["train"] = {**train, key: kept}
 
 
 def _without(config: Mapping[str, Any], dotted: tuple[str, ...], prefix: str = "") -> dict:

@@ -9,6 +9,7 @@ FLOPs, learning rate, batch) is written to the run's record.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import platform
@@ -25,8 +26,8 @@ import torch.nn.functional as F
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from scaling import distributed, results
-from scaling.data import DataSpec, prepare, sample_batch, val_batches
+from scaling import budgets, distributed, results, rules, schedules
+from scaling.data import DataSpec, prepare, repeated_windows, sample_train_batch, val_batches
 from scaling.families import build_model, param_counts, shape_for
 from scaling.flops import flops_6nd, flops_per_token
 
@@ -58,9 +59,16 @@ class Interrupted(RuntimeError):
 
 
 def resolve_plan(
-    cfg: Mapping[str, Any], n_params: int, context: int, world: int = 1
+    cfg: Mapping[str, Any],
+    n_params: int,
+    context: int,
+    world: int = 1,
+    flops_per_token: float | None = None,
+    *,
+    n_nonembed: int | None = None,
+    n_layers: int | None = None,
 ) -> dict[str, Any]:
-    """Token budget, batch, learning rate and schedule lengths for one model size.
+    """Token budgets, batch, learning rate and schedule for one model size.
 
     Parameters
     ----------
@@ -73,68 +81,152 @@ def resolve_plan(
     world : int
         Data-parallel processes: the micro-batches of a step are shared among them, so
         their number is rounded to a multiple of it.
+    flops_per_token : float, optional
+        The shape's analytic training FLOPs per token; needed for ``train.flops``.
+    n_nonembed, n_layers : int, optional
+        Non-embedding parameters and depth, for the ``porian`` and ``deepseek`` rules
+        (``optim.rules``); default: ``n_params`` and ``model.n_layers``.
 
     Returns
     -------
     dict
         ``tokens_target, batch_tokens, micro_batch, grad_accum, steps_total, lr, min_lr,
-        warmup_steps, eval_every`` — stored in the record's ``optim`` and ``summary``.
+        betas, rules, warmup_steps, eval_every`` — stored in the record's ``optim`` and ``summary`` —
+        and ``schedule, decay_frac, decay_shape, flops_target``, ``budgets`` (one
+        :class:`scaling.budgets.Budget` each) and ``segments`` (what the loop trains).
     """
     optim, train = cfg["optim"], cfg["train"]
+    schedule = optim.get("schedule", "cosine")
+    decay_frac = float(optim.get("decay_frac", 0.2))
+    decay_shape = optim.get("decay_shape", "linear")
+    schedules.check(schedule, decay_shape, decay_frac)
 
-    # batch in tokens: explicit, or base * (N / n_base)^exponent, a multiple of micro*context
-    micro = int(train["micro_batch"])
-    seq_per_micro = micro * context
-    if optim.get("batch_tokens"):
-        batch_tokens = int(optim["batch_tokens"])
+    # tokens: several budgets from one run, a compute budget, an explicit count, or
+    # tokens_per_param * N (Chinchilla's compute-optimal ratio is ~20)
+    many = budgets.budget_tokens(train, n_params)
+    flops_target = None
+    if many is not None:
+        targets, asked = many, budgets.budget_list(train)
+    elif train.get("flops") is not None:
+        flops_target = _positive(train["flops"], "train.flops")
+        if not flops_per_token:
+            raise ValueError("train.flops needs the shape's FLOPs per token")
+        targets = asked = [flops_target / flops_per_token]  # made whole steps below
     else:
-        rule = optim["batch_rule"]
-        batch_tokens = rule["base"] * (n_params / rule["n_base"]) ** rule["exponent"]
-        batch_tokens = min(max(batch_tokens, rule["min"]), rule["max"])
-    grad_accum = max(1, round(batch_tokens / (seq_per_micro * world))) * world
-    batch_tokens = grad_accum * seq_per_micro
+        tokens = train.get("tokens")
+        if tokens is None:
+            tokens = _positive(train["tokens_per_param"], "train.tokens_per_param") * n_params
+        targets = [_positive(tokens, "train.tokens")]
+        asked = [targets[0]]
+    if optim.get("rules") == "deepseek" and many is not None and len(many) > 1:
+        raise ValueError(
+            "optim.rules=deepseek sets the rate and batch from one compute budget: use it "
+            "with train.tokens or train.flops, or optim.rules=porian with several budgets"
+        )
 
-    # tokens: explicit, or tokens_per_param * N (Chinchilla's compute-optimal ratio is ~20)
-    tokens_target = train.get("tokens") or train["tokens_per_param"] * n_params
-    steps_total = max(1, math.ceil(tokens_target / batch_tokens))
-    if train.get("max_steps"):
+    # batch, peak rate, warmup and betas by the per-size rules (scaling/rules.py); a
+    # trunk's follow from its first budget, so asking it for more budgets changes none
+    micro = int(train["micro_batch"])
+    sized = rules.resolve_rules(
+        optim,
+        n_params=n_params,
+        n_nonembed=n_nonembed if n_nonembed is not None else n_params,
+        d_model=cfg["model"]["d_model"],
+        n_layers=n_layers or cfg["model"].get("n_layers") or 1,
+        context=context,
+        tokens=targets[0],
+        schedule=schedule,
+        batch_multiple=micro * context * world,
+    )
+    batch_tokens, lr = sized.batch_tokens, sized.lr
+    grad_accum = batch_tokens // (micro * context)
+    if flops_target is not None:
+        # whole steps, as close to the asked compute as they come
+        steps = max(1, round(flops_target / (flops_per_token * batch_tokens)))
+        targets = [steps * batch_tokens]
+    steps_total = max(1, math.ceil(targets[-1] / batch_tokens))
+    if train.get("max_steps") and many is None:
         steps_total = min(steps_total, int(train["max_steps"]))
 
-    # learning rate: explicit, or base * (d_base / d_model)^exponent (wider -> smaller)
-    if optim.get("lr"):
-        lr = float(optim["lr"])
+    # warmup: explicit steps or tokens, the rule's, else a share of the (first) budget;
+    # a trunk's warmup must not depend on how many budgets it is later asked for
+    first_steps = max(1, math.ceil(targets[0] / batch_tokens))
+    if optim.get("warmup_steps") is not None:
+        warmup = int(optim["warmup_steps"])
+    elif optim.get("warmup_tokens") is not None:
+        warmup = math.ceil(float(optim["warmup_tokens"]) / batch_tokens)
+    elif sized.warmup_tokens is not None:
+        warmup = math.ceil(sized.warmup_tokens / batch_tokens)
     else:
-        rule = optim["lr_rule"]
-        lr = rule["base"] * (rule["d_base"] / cfg["model"]["d_model"]) ** rule["exponent"]
-    warmup = optim.get("warmup_steps")
-    if warmup is None:
-        warmup = round(optim["warmup_frac"] * steps_total)
+        warmup = round(optim["warmup_frac"] * (first_steps if many else steps_total))
+    warmup = min(int(warmup), steps_total)
+
+    if many is not None:
+        plan_budgets = budgets.plan_budgets(
+            targets, asked, batch_tokens,
+            schedule=schedule, decay_frac=decay_frac, warmup_steps=warmup,
+        )
+        segments = budgets.segments(plan_budgets, schedule)
+    else:
+        if schedule == "cosine":
+            decay_start = warmup
+        else:  # plain WSD: warmup, constant, one decay over the last decay_frac
+            decay_start = max(warmup, steps_total - max(1, round(decay_frac * steps_total)))
+        only = budgets.Budget(0, asked[0], int(targets[0]), steps_total, decay_start)
+        plan_budgets, segments = [only], budgets.single(only, schedule)
     n_evals = max(1, int(train["n_evals"]))
     return {
-        "tokens_target": int(tokens_target),
+        "tokens_target": int(targets[-1]),
         "batch_tokens": batch_tokens,
         "micro_batch": micro,
         "grad_accum": grad_accum,
         "steps_total": steps_total,
         "lr": lr,
         "min_lr": lr * optim["min_lr_ratio"],
-        "warmup_steps": min(int(warmup), steps_total),
+        "betas": list(sized.betas),
+        "rules": sized.source,
+        "warmup_steps": warmup,
         "eval_every": max(1, steps_total // n_evals),
+        "schedule": schedule,
+        "decay_frac": decay_frac,
+        "decay_shape": decay_shape,
+        "flops_target": flops_target,
+        "trunk": many is not None,
+        "budgets": plan_budgets,
+        "segments": segments,
     }
 
 
-def lr_at(step: int, plan: Mapping[str, Any]) -> float:
-    """Linear warmup to the peak, then cosine down to ``min_lr`` at the last step."""
-    lr, min_lr, warmup, total = (
-        plan["lr"],
-        plan["min_lr"],
-        plan["warmup_steps"],
-        plan["steps_total"],
+def _positive(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{key} must be a positive number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{key} must be finite, got {value!r}")
+    return value
+
+
+def lr_at(step: int, plan: Mapping[str, Any], decay: tuple[int, int] | None = None) -> float:
+    """The learning rate of the update made at ``step`` (0-based).
+
+    Cosine runs decay over the whole run; under WSD and WSD-S, ``decay`` is the decay
+    window of the segment being trained (None on a stable trunk).
+    """
+    if plan.get("schedule", "cosine") == "cosine":
+        return schedules.cosine_lr(
+            step, plan["lr"], plan["min_lr"], plan["warmup_steps"], plan["steps_total"]
+        )
+    return schedules.wsd_lr(
+        step, plan["lr"], plan["min_lr"], plan["warmup_steps"], decay, plan["decay_shape"]
     )
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def phase_of(step: int, plan: Mapping[str, Any], decay: tuple[int, int] | None) -> str:
+    """What the schedule was doing at the update that led to ``step`` steps done."""
+    if step <= plan["warmup_steps"]:
+        return "warmup"
+    if plan["schedule"] == "cosine":
+        return "cosine"
+    return "decay" if decay is not None and step > decay[0] else "stable"
 
 
 # ----------------------------------------------------------------------------------------
@@ -188,7 +280,7 @@ def make_optimizer(model: torch.nn.Module, plan: Mapping, optim: Mapping, device
     # hundreds, on CPUs several times faster than the per-tensor loop (benchmarks/)
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(
-        groups, lr=plan["lr"], betas=tuple(optim["betas"]), eps=optim["eps"], fused=fused
+        groups, lr=plan["lr"], betas=tuple(plan["betas"]), eps=optim["eps"], fused=fused
     )
 
 
@@ -369,7 +461,8 @@ def _train(
     torch.manual_seed(cfg["seed"])
 
     # data: tokenized once per corpus+tokenizer and shared by every run of the sweep
-    data = prepare(DataSpec.from_config(cfg["data"]))
+    spec = DataSpec.from_config(cfg["data"])
+    data = prepare(spec)
 
     # model: the family's shape rule turns the one size knob into an architecture
     shape = shape_for(
@@ -382,8 +475,16 @@ def _train(
         d_ff=mcfg.get("d_ff"),
     )
     counts = param_counts(shape)
-    plan = resolve_plan(cfg, counts[tcfg["budget_params"]], shape.context, procs.world)
     fpt = flops_per_token(shape)
+    # a data-constrained run draws from the first unique_tokens tokens, epoch after epoch
+    unique = len(data.train)
+    if spec.unique_tokens is not None:
+        repeated_windows(spec.unique_tokens, shape.context, len(data.train))
+        unique = spec.unique_tokens
+    plan = resolve_plan(
+        cfg, counts[tcfg["budget_params"]], shape.context, procs.world, fpt,
+        n_nonembed=counts["nonembed"], n_layers=shape.n_layers,
+    )
     peak = tcfg.get("peak_flops") or PEAK_FLOPS[(device.type, dtype)]
 
     model = build_model(shape, seed=cfg["seed"]).to(device)
@@ -396,6 +497,10 @@ def _train(
     step_fn = ddp or model
     step_fn = torch.compile(step_fn) if tcfg["compile"] else step_fn
 
+    # a run with several budgets is a trunk: its own record keeps the trajectory, and
+    # each budget becomes a record of its own (scaling/budgets.py)
+    trunk = plan["trunk"]
+    record_ids = budgets.record_ids(cfg) if trunk else [out.name]
     summary.update(
         shape.as_dict(),
         params_total=counts["total"],
@@ -406,6 +511,7 @@ def _train(
         flops=0.0,
         flops_6nd=0.0,
         flops_per_token=fpt,
+        flops_target=plan["flops_target"],
         step=0,
         steps_total=plan["steps_total"],
         final_val_loss=None,
@@ -422,32 +528,74 @@ def _train(
         corpus=data.corpus,
         tokenizer=data.tokenizer,
         seed=cfg["seed"],
+        schedule=plan["schedule"],
+        trunk_id=out.name,
+        budget_index=0,
+        decay=_decay_info(plan, plan["budgets"][0]),
         optim={
             **{k: plan[k] for k in ("lr", "min_lr", "warmup_steps", "batch_tokens")},
             "micro_batch": plan["micro_batch"],
             "grad_accum": plan["grad_accum"],
             "weight_decay": cfg["optim"]["weight_decay"],
-            "betas": list(cfg["optim"]["betas"]),
+            "betas": plan["betas"],
+            "rules": plan["rules"],
             "grad_clip": cfg["optim"]["grad_clip"],
         },
     )
+    if trunk:
+        summary.update(role="trunk", budget_index=None, decay=None, steps_trained=0, budgets=[])
+        for b, rid in zip(plan["budgets"], record_ids, strict=True):
+            done = results.read_summary(results.run_dir(cfg["results_dir"], cfg["sweep"], rid))
+            summary["budgets"].append(
+                {"index": b.index, "asked": b.asked, "tokens": b.steps * plan["batch_tokens"],
+                 "run_id": rid, "status": (done or {}).get("status", "pending"),
+                 "final_val_loss": (done or {}).get("final_val_loss")}
+            )
+
+    # what is left: every budget of a one-budget run; the budgets without a finished
+    # record of a trunk (a relaunch asking for more budgets continues from the trunk's
+    # stable state, a resumed one from its checkpoint)
+    needed = {0}
+    if trunk:
+        needed = {b["index"] for b in summary["budgets"] if not _recorded(cfg, b["run_id"])}
+    ckpt_path, stable_path = out / "checkpoint.pt", out / "stable.pt"
+    ckpt = _load(ckpt_path, device)
+    stable = _load(stable_path, device) if trunk else None
+    todo, first, source = budgets.to_train(
+        plan["segments"], needed, ckpt and ckpt.get("segment"), stable and stable.get("key")
+    )
 
     # resume: everything the loop reads is in the checkpoint, so the run continues exactly
-    ckpt_path = out / "checkpoint.pt"
     step, wall_before, best_val, train_loss_sum, train_loss_n = 0, 0.0, math.inf, 0.0, 0
+    # a trunk's cost: every optimiser step it took, cooldowns and later launches included
+    steps_trained = (results.read_summary(out) or {}).get("steps_trained") or 0
+
+    def load_state(state: Mapping[str, Any]) -> int:
+        nonlocal step, best_val, train_loss_sum, train_loss_n
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        step, best_val = state["step"], state["best_val_loss"]
+        train_loss_sum, train_loss_n = state["train_loss_sum"], state["train_loss_n"]
+        return state["metrics_offset"]
+
     metrics_offset = None
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
-        step, wall_before, best_val = ckpt["step"], ckpt["wall_s"], ckpt["best_val_loss"]
-        train_loss_sum, train_loss_n = ckpt["train_loss_sum"], ckpt["train_loss_n"]
-        metrics_offset = ckpt["metrics_offset"]
+    if source == "checkpoint":
+        metrics_offset = load_state(ckpt)
+        wall_before, steps_trained = ckpt["wall_s"], ckpt.get("steps_trained", ckpt["step"])
         if procs.main:
             print(f"[{out.name}] resuming from step {step}/{plan['steps_total']}", flush=True)
+    elif source == "stable":
+        metrics_offset = load_state(stable)
+        wall_before = stable["wall_s"]
+        if procs.main:
+            print(f"[{out.name}] continuing the trunk from its stable state at step {step}",
+                  flush=True)
+    del ckpt, stable
+    if trunk:
+        summary["steps_trained"] = steps_trained
     # only rank 0 writes; the other processes of a data-parallel run keep their hands off
     metrics = (
         results.MetricsLog(out / "metrics.jsonl", truncate_to=metrics_offset)
@@ -455,24 +603,26 @@ def _train(
         else None
     )
 
-    def save_checkpoint() -> None:
-        if not procs.main:
-            return
-        state = {
+    def snapshot(**extra: Any) -> dict[str, Any]:
+        return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "step": step,
             "wall_s": wall_before + time.perf_counter() - t_start,
+            "steps_trained": steps_trained,
             "best_val_loss": best_val,
             "train_loss_sum": train_loss_sum,
             "train_loss_n": train_loss_n,
             "metrics_offset": metrics.tell(),
+            **extra,
         }
-        tmp = ckpt_path.with_suffix(".pt.tmp")
+
+    def save(path: Path, state: dict[str, Any]) -> None:
+        tmp = path.with_suffix(".pt.tmp")
         torch.save(state, tmp)
-        os.replace(tmp, ckpt_path)
+        os.replace(tmp, path)
 
     def record(**fields: Any) -> dict[str, Any]:
         tokens = step * plan["batch_tokens"]
@@ -483,10 +633,14 @@ def _train(
             tokens=tokens,
             flops=tokens * fpt,
             flops_6nd=flops_6nd(shape, tokens),
+            unique_tokens=min(tokens, unique),
+            epochs=tokens / unique,
             wall_s=wall_before + time.perf_counter() - t_start,
             best_val_loss=None if math.isinf(best_val) else best_val,
             **fields,
         )
+        if trunk:
+            summary["steps_trained"] = steps_trained
         return results.write_summary(out, summary)
 
     # the same validation windows for every run of a sweep, whatever its seed, so that
@@ -502,89 +656,210 @@ def _train(
     # this process (allocator warm-up, torch.compile)
     train_time, steps_timed, first_step = 0.0, 0, True
     tokens_per_s = mfu = None
-    while step < plan["steps_total"]:
-        t_step = time.perf_counter()
-        lr = lr_at(step, plan)
-        for param_group in optimizer.param_groups:
-            param_group["lr"] = lr
-        loss_accum = torch.zeros((), device=device)
-        # this process's share of the step's micro-batches (all of them when alone)
-        mine = range(procs.rank, plan["grad_accum"], procs.world)
-        for micro in mine:
-            # batches are a pure function of (seed, step, micro): a resumed run draws the
-            # same, and so does a data-parallel one, whatever its number of processes
-            x, y = sample_batch(
-                data.train, plan["micro_batch"], shape.context, cfg["seed"], step, micro
-            )
-            x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            # DDP would average gradients after every backward: only after the last one
-            sync = ddp is None or micro == mine[-1]
-            with contextlib.nullcontext() if sync else ddp.no_sync():
-                with autocast(device, dtype):
-                    logits = step_fn(input_ids=x).logits
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-                # DDP averages gradients over processes; the step wants their sum over
-                # micro-batches divided by grad_accum
-                (loss * procs.world / plan["grad_accum"]).backward()
-            loss_accum += loss.detach() / plan["grad_accum"]
-        loss_accum = (procs.mean(loss_accum) * procs.world).item()  # one host sync per step
-        if not math.isfinite(loss_accum):
-            raise Diverged(f"training loss is {loss_accum} at step {step}")
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["optim"]["grad_clip"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        train_loss_sum += loss_accum
-        train_loss_n += 1
-
-        if not first_step or step == plan["steps_total"] and steps_timed == 0:
-            train_time += time.perf_counter() - t_step
-            steps_timed += 1
-            tokens_per_s = steps_timed * plan["batch_tokens"] / train_time
-            mfu = tokens_per_s * fpt / peak
-        first_step = False
-        log_now = step % tcfg["log_every"] == 0 or step == plan["steps_total"]
-        if procs.main and tokens_per_s and log_now:
-            eta = (plan["steps_total"] - step) * train_time / steps_timed
-            print(
-                f"[{out.name}] step {step}/{plan['steps_total']} loss {loss_accum:.4f} "
-                f"lr {lr:.2e} {tokens_per_s:,.0f} tok/s mfu {100 * mfu:.1f}% eta {eta:.0f}s",
-                flush=True,
-            )
-
-        if step % plan["eval_every"] == 0 or step == plan["steps_total"]:
-            val_loss = evaluate(model, val, device, dtype)
-            best_val = min(best_val, val_loss)
-            if procs.main:
-                metrics.append(
-                    {
-                        "step": step,
-                        "tokens": step * plan["batch_tokens"],
-                        "flops": step * plan["batch_tokens"] * fpt,
-                        "train_loss": train_loss_sum / train_loss_n,
-                        "val_loss": val_loss,
-                        "lr": lr,
-                        "elapsed_s": round(wall_before + time.perf_counter() - t_start, 3),
-                    }
-                )
-            train_loss_sum, train_loss_n = 0.0, 0
-            record(status="running", final_val_loss=val_loss)
-
-        if procs.any(stop.signum is not None, device):
-            save_checkpoint()
-            record(status="interrupted", tokens_per_s=tokens_per_s, mfu=mfu)
+    state_key = todo[first].start_key
+    for i, seg in enumerate(todo[first:], start=first):
+        if state_key != seg.start_key and not (i == first and source == "checkpoint"):
+            # a forked cooldown is done: the trunk goes on from where the branch forked,
+            # and its log from the line it had reached there
+            offset = load_state(_load(stable_path, device))
             if metrics:
                 metrics.close()
-                print(f"[{out.name}] checkpoint at step {step}, stopping", flush=True)
-            procs.barrier()  # the checkpoint is on disk before any process leaves
-            stop.forward()
-        if step % tcfg["ckpt_every"] == 0 and step < plan["steps_total"]:
-            save_checkpoint()
+                metrics = results.MetricsLog(out / "metrics.jsonl", truncate_to=offset)
+        if procs.main and trunk:
+            print(f"[{out.name}] {_describe(seg, plan)}", flush=True)
+        later = sum(s.end - s.start for s in todo[i + 1 :])
+        while step < seg.end:
+            t_step = time.perf_counter()
+            lr = lr_at(step, plan, seg.decay)
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            loss_accum = torch.zeros((), device=device)
+            # this process's share of the step's micro-batches (all of them when alone)
+            mine = range(procs.rank, plan["grad_accum"], procs.world)
+            for micro in mine:
+                # batches are a pure function of (seed, step, micro): a resumed run draws
+                # the same, so does a data-parallel one whatever its number of processes,
+                # and so does a cooldown branch the trunk's
+                x, y = sample_train_batch(
+                    data.train, plan["micro_batch"], shape.context, cfg["seed"], step, micro,
+                    plan["grad_accum"], spec.unique_tokens,
+                )
+                x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+                # DDP would average gradients after every backward: only after the last one
+                sync = ddp is None or micro == mine[-1]
+                with contextlib.nullcontext() if sync else ddp.no_sync():
+                    with autocast(device, dtype):
+                        logits = step_fn(input_ids=x).logits
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+                    # DDP averages gradients over processes; the step wants their sum over
+                    # micro-batches divided by grad_accum
+                    (loss * procs.world / plan["grad_accum"]).backward()
+                loss_accum += loss.detach() / plan["grad_accum"]
+            loss_accum = (procs.mean(loss_accum) * procs.world).item()  # one host sync per step
+            if not math.isfinite(loss_accum):
+                raise Diverged(f"training loss is {loss_accum} at step {step}")
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["optim"]["grad_clip"])
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            steps_trained += 1
+            train_loss_sum += loss_accum
+            train_loss_n += 1
+
+            if not first_step or step == seg.end and steps_timed == 0:
+                train_time += time.perf_counter() - t_step
+                steps_timed += 1
+                tokens_per_s = steps_timed * plan["batch_tokens"] / train_time
+                mfu = tokens_per_s * fpt / peak
+            first_step = False
+            log_now = step % tcfg["log_every"] == 0 or step == seg.end
+            if procs.main and tokens_per_s and log_now:
+                eta = (seg.end - step + later) * train_time / steps_timed
+                print(
+                    f"[{out.name}] step {step}/{plan['steps_total']} loss {loss_accum:.4f} "
+                    f"lr {lr:.2e} {tokens_per_s:,.0f} tok/s mfu {100 * mfu:.1f}% eta {eta:.0f}s",
+                    flush=True,
+                )
+
+            # evaluate evenly, where a decay starts (the stable loss it improves on) and at
+            # the end of every segment (a budget's result, or a fork)
+            decay_starts = seg.decay is not None and step == seg.decay[0]
+            if step % plan["eval_every"] == 0 or step == seg.end or decay_starts:
+                val_loss = evaluate(model, val, device, dtype)
+                best_val = min(best_val, val_loss)
+                if procs.main:
+                    metrics.append(
+                        {
+                            "step": step,
+                            "tokens": step * plan["batch_tokens"],
+                            "flops": step * plan["batch_tokens"] * fpt,
+                            "train_loss": train_loss_sum / train_loss_n,
+                            "val_loss": val_loss,
+                            "lr": lr,
+                            "phase": phase_of(step, plan, seg.decay),
+                            "elapsed_s": round(wall_before + time.perf_counter() - t_start, 3),
+                        }
+                    )
+                train_loss_sum, train_loss_n = 0.0, 0
+                record(status="running", final_val_loss=val_loss)
+
+            if procs.any(stop.signum is not None, device):
+                if procs.main:
+                    save(ckpt_path, snapshot(segment=seg.key))
+                record(status="interrupted", tokens_per_s=tokens_per_s, mfu=mfu)
+                if metrics:
+                    metrics.close()
+                    print(f"[{out.name}] checkpoint at step {step}, stopping", flush=True)
+                procs.barrier()  # the checkpoint is on disk before any process leaves
+                stop.forward()
+            if step % tcfg["ckpt_every"] == 0 and step < seg.end and procs.main:
+                save(ckpt_path, snapshot(segment=seg.key))
+
+        state_key = seg.key
+        if seg.stable:
+            # where later budgets start: kept after the run, so more budgets can be asked
+            if procs.main:
+                save(stable_path, snapshot(key=seg.key))
+            procs.barrier()
+        if trunk and seg.budget is not None and procs.main:
+            summary.update(tokens_per_s=tokens_per_s, mfu=mfu)
+            _write_budget_record(cfg, out, summary, plan, seg.budget, record_ids, model, unique)
+            record(status="running")
 
     if procs.main:
         metrics.close()
-        if tcfg.get("save_model"):
+        if tcfg.get("save_model") and not trunk:
             model.save_pretrained(out / "model", safe_serialization=True)
         if not tcfg.get("keep_checkpoint"):
             ckpt_path.unlink(missing_ok=True)
     return record(status="completed", tokens_per_s=tokens_per_s, mfu=mfu)
+
+
+def _recorded(cfg: Mapping[str, Any], rid: str) -> bool:
+    """Whether budget record ``rid`` is done (with weights, when they are asked for)."""
+    rdir = results.run_dir(cfg["results_dir"], cfg["sweep"], rid)
+    status = (results.read_summary(rdir) or {}).get("status")
+    if status == "completed" and cfg["train"].get("save_model"):
+        return results.has_weights(rdir)
+    return status in results.DONE
+
+
+def _load(path: Path, device: torch.device) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def _decay_info(plan: Mapping[str, Any], budget: budgets.Budget) -> dict[str, Any] | None:
+    if plan["schedule"] == "cosine":
+        return None
+    return {
+        "start_step": budget.decay_start,
+        "end_step": budget.steps,
+        "shape": plan["decay_shape"],
+        "frac": plan["decay_frac"],
+    }
+
+
+def _describe(seg: budgets.Segment, plan: Mapping[str, Any]) -> str:
+    n = len(plan["budgets"])
+    if seg.budget is None:
+        return f"trunk from step {seg.start} to {seg.end} at the peak rate"
+    b = plan["budgets"][seg.budget]
+    return (
+        f"budget {b.index + 1}/{n} ({b.steps * plan['batch_tokens']:,} tokens): steps "
+        f"{seg.start}-{seg.end}, decaying from step {b.decay_start}"
+    )
+
+
+def _write_budget_record(
+    cfg: Mapping[str, Any],
+    out: Path,
+    trunk_summary: dict[str, Any],
+    plan: Mapping[str, Any],
+    index: int,
+    record_ids: list[str],
+    model: torch.nn.Module,
+    unique: int,
+) -> None:
+    """Write budget ``index``'s record: its config, its own curve, weights, then summary.
+
+    The curve is the trunk's log as it stands: the trajectory up to this budget's decay
+    (for a forked cooldown, the trunk up to the fork) and the decay itself. The summary
+    comes last, so a record is complete once it says ``completed``.
+    """
+    budget = plan["budgets"][index]
+    rid = record_ids[index]
+    rdir = results.run_dir(cfg["results_dir"], cfg["sweep"], rid)
+    rows = results.read_metrics(out)
+    tokens = budget.steps * plan["batch_tokens"]
+    fpt = trunk_summary["flops_per_token"]
+    config = budgets.record_config(cfg, index)
+    results.atomic_write_text(rdir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    results.atomic_write_text(rdir / "metrics.jsonl", text)
+    if cfg["train"].get("save_model"):
+        model.save_pretrained(rdir / "model", safe_serialization=True)
+    summary = {k: v for k, v in trunk_summary.items() if k not in ("role", "budgets", "steps_trained")}
+    summary.update(
+        run_id=rid,
+        status="completed",
+        trunk_id=out.name,
+        budget_index=index,
+        budget_asked=budget.asked,
+        budgets=[b.steps * plan["batch_tokens"] for b in plan["budgets"]],
+        decay=_decay_info(plan, budget),
+        tokens=tokens,
+        tokens_target=budget.tokens_target,
+        flops=tokens * fpt,
+        flops_6nd=6 * trunk_summary["params_nonembed"] * tokens,
+        unique_tokens=min(tokens, unique),
+        epochs=tokens / unique,
+        step=budget.steps,
+        steps_total=budget.steps,
+        final_val_loss=rows[-1]["val_loss"],
+        best_val_loss=min(r["val_loss"] for r in rows),
+    )
+    results.write_summary(rdir, summary)
+    entry = trunk_summary["budgets"][index]
+    entry.update(status="completed", final_val_loss=summary["final_val_loss"])

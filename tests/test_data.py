@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from scaling import data
 from scaling.data import (
@@ -20,7 +21,11 @@ from scaling.data import (
     is_val_document,
     load_tokenizer,
     prepare,
+    repeated_epochs,
+    repeated_windows,
     sample_batch,
+    sample_repeated_batch,
+    sample_train_batch,
     stdlib_files,
     val_batches,
 )
@@ -487,3 +492,147 @@ def test_val_batches_are_fixed_and_cover_the_split():
     assert not np.array_equal(other[0][0], batches[0][0])
     with pytest.raises(ValueError, match="context window"):
         val_batches(TOKENS[:10], 1, 1, 64, seed=0)
+
+
+# --------------------------------------------------------------------------- data-constrained
+
+SPLIT = np.arange(20_000, dtype=np.uint32)  # token i is i: a row shows where it came from
+U, CONTEXT, ROWS, ACCUM = 1000, 16, 5, 3
+N_WINDOWS = (U - 1) // CONTEXT  # 62: not a multiple of the rows of a step, so batches straddle
+
+
+def repeated_rows(n_rows: int, seed: int = 0, **kw) -> np.ndarray:
+    """The first `n_rows` rows of a run, in the order it draws them, as (x, y) pairs."""
+    args = dict(batch_size=ROWS, context=CONTEXT, seed=seed, grad_accum=ACCUM, unique_tokens=U)
+    args.update(kw)
+    xs, ys = [], []
+    per_step = args["batch_size"] * args["grad_accum"]
+    for step in range(-(-n_rows // per_step)):
+        for micro in range(args["grad_accum"]):
+            x, y = sample_repeated_batch(SPLIT, step=step, micro=micro, **args)
+            xs.append(x)
+            ys.append(y)
+    return np.concatenate(xs)[:n_rows], np.concatenate(ys)[:n_rows]
+
+
+def test_each_epoch_reads_every_window_once_in_its_own_order():
+    assert repeated_windows(U, CONTEXT, len(SPLIT)) == N_WINDOWS == 62
+    x, y = repeated_rows(4 * N_WINDOWS)
+    assert x.shape == y.shape == (4 * N_WINDOWS, CONTEXT) and x.dtype == y.dtype == np.int64
+    np.testing.assert_array_equal(x, x[:, :1] + np.arange(CONTEXT))  # contiguous windows
+    np.testing.assert_array_equal(y, x + 1)
+    starts = x[:, 0].reshape(4, N_WINDOWS)
+    for epoch in starts:  # every window of the prefix exactly once per epoch
+        np.testing.assert_array_equal(np.sort(epoch), np.arange(N_WINDOWS) * CONTEXT)
+    orders = {tuple(e) for e in starts}
+    assert len(orders) == 4  # a new order every epoch
+    assert not np.array_equal(starts[0], np.arange(N_WINDOWS) * CONTEXT)  # shuffled
+    assert y.max() <= U - 1  # no token beyond the first U, target included
+    # another seed, another order over the same windows
+    other = repeated_rows(N_WINDOWS, seed=1)[0][:, 0]
+    assert not np.array_equal(other, starts[0])
+    np.testing.assert_array_equal(np.sort(other), np.sort(starts[0]))
+
+
+def test_no_token_beyond_unique_tokens_is_ever_read():
+    # beyond U the split holds a marker that must never show up
+    marked = SPLIT.copy()
+    marked[U:] = 99_999
+    for u in (CONTEXT + 1, 2 * CONTEXT, U):  # one window, one and a bit, many
+        n = repeated_windows(u, CONTEXT, len(marked))
+        for step in range(3):
+            x, y = sample_repeated_batch(marked, 7, CONTEXT, 0, step, 0, 1, u)
+            assert y.max() < u and x.max() < u and (n > 1 or np.all(x[:, 0] == 0))
+
+
+def test_repeated_batches_are_a_pure_function():
+    first = sample_repeated_batch(SPLIT, ROWS, CONTEXT, 3, 40, 2, ACCUM, U)
+    data._epoch_order.cache_clear()  # a resumed process starts with nothing remembered
+    again = sample_repeated_batch(SPLIT, ROWS, CONTEXT, 3, 40, 2, ACCUM, U)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a run resumed at step 9 draws, from there, what an uninterrupted one draws
+    whole = [
+        sample_repeated_batch(SPLIT, ROWS, CONTEXT, 0, s, m, ACCUM, U)[0]
+        for s in range(15)
+        for m in range(ACCUM)
+    ]
+    data._epoch_order.cache_clear()
+    resumed = [
+        sample_repeated_batch(SPLIT, ROWS, CONTEXT, 0, s, m, ACCUM, U)[0]
+        for s in range(9, 15)
+        for m in range(ACCUM)
+    ]
+    for a, b in zip(whole[9 * ACCUM :], resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_data_parallel_processes_read_disjoint_rows():
+    accum, world = 4, 2
+    per_rank = {rank: [] for rank in range(world)}
+    for step in range(3):  # 60 rows, all in the first epoch of 62 windows
+        for rank in range(world):
+            for micro in range(rank, accum, world):  # the training loop's share
+                x, _ = sample_repeated_batch(SPLIT, ROWS, CONTEXT, 0, step, micro, accum, U)
+                per_rank[rank] += list(x[:, 0])
+    a, b = set(per_rank[0]), set(per_rank[1])
+    assert len(a) == len(per_rank[0]) == 30 and len(b) == 30 and not a & b
+    # together they read what one process would, in the same rows
+    single = repeated_rows(60, grad_accum=accum)[0][:, 0]
+    assert a | b == set(single)
+
+
+def test_unique_tokens_null_keeps_todays_batches():
+    for step, micro in [(0, 0), (5, 1), (123, 7)]:
+        want = sample_batch(TOKENS, 8, 32, seed=1, step=step, micro=micro)
+        got = sample_train_batch(TOKENS, 8, 32, 1, step, micro, grad_accum=8)
+        for a, b in zip(want, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+    got = sample_train_batch(TOKENS, 8, 32, 1, 5, 1, grad_accum=8, unique_tokens=U)
+    want = sample_repeated_batch(TOKENS, 8, 32, 1, 5, 1, 8, U)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_unique_tokens_errors_and_epochs():
+    with pytest.raises(
+        ValueError, match=r"data.unique_tokens=16 is shorter than one window.*at least 17"
+    ):
+        sample_repeated_batch(SPLIT, 1, 16, 0, 0, 0, 1, 16)
+    with pytest.raises(
+        ValueError,
+        match=r"unique_tokens=20001 exceeds the training split \(20000 tokens\).*at most 20000.*null",
+    ):
+        sample_repeated_batch(SPLIT, 1, 16, 0, 0, 0, 1, 20_001)
+    with pytest.raises(ValueError, match=r"micro=3 must lie in \[0, grad_accum=3\)"):
+        sample_repeated_batch(SPLIT, 1, 16, 0, 0, 3, 3, U)
+    assert repeated_windows(20_000, 16, 20_000) == 19_999 // 16  # the whole split is fine
+    assert repeated_epochs(4_000_000, 1_000_000) == 4.0
+    assert repeated_epochs(500, 1000) == 0.5
+
+
+def test_unique_tokens_in_the_spec_changes_sampling_only(records):
+    spec = DataSpec(max_files=20, val_fraction=0.2)
+    td = prepare(spec)
+    constrained = DataSpec(max_files=20, val_fraction=0.2, unique_tokens=5000)
+    again = prepare(constrained)
+    assert again.path == td.path and built(records()) == 1  # the same entry, not rebuilt
+    assert corpus_fingerprint(constrained) == corpus_fingerprint(spec)
+    assert "unique_tokens" not in json.loads((td.path / "meta.json").read_text())["spec"]
+    assert DataSpec.from_config({"unique_tokens": 1e6}).unique_tokens == 1_000_000
+    assert isinstance(DataSpec(unique_tokens=np.int64(7)).unique_tokens, int)
+    assert DataSpec().unique_tokens is None
+    for bad in (0, -5, 2.5, True, "many"):
+        with pytest.raises(ValueError, match="data.unique_tokens=.*positive whole number"):
+            DataSpec(unique_tokens=bad)
+
+
+def test_every_data_option_has_unique_tokens_null():
+    sweeps = Path(__file__).resolve().parents[1] / "sweeps" / "data"
+    options = sorted(sweeps.glob("*.yaml"))
+    assert len(options) >= 5
+    for path in options:
+        cfg = yaml.safe_load(path.read_text())
+        assert "unique_tokens" in cfg and cfg["unique_tokens"] is None, path.name
+        lines = path.read_text().splitlines()
+        i = next(k for k, line in enumerate(lines) if line.startswith("unique_tokens:"))
+        assert lines[i - 1].startswith("#"), f"{path.name}: say what unique_tokens does"

@@ -21,7 +21,7 @@ from scaling.train import lr_at, resolve_plan, train
 SUMMARY_FIELDS = """schema run_id sweep status family n_layers d_model n_heads d_ff vocab_size context
 params_total params_nonembed params_matmul tokens flops flops_6nd final_val_loss best_val_loss
 wall_s tokens_per_s mfu device versions git_sha corpus tokenizer seed optim launcher""".split()
-METRIC_FIELDS = {"step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s"}
+METRIC_FIELDS = {"step", "tokens", "flops", "train_loss", "val_loss", "lr", "phase", "elapsed_s"}
 TINY = ("experiment=smoke", "model.d_model=32")
 
 
