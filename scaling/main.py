@@ -128,7 +128,14 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
     # torch is imported only when something is to be trained: relaunching a finished
     # sweep stays fast
-    from scaling.train import Interrupted, train
+    from scaling.train import Interrupted, too_short, train
+
+    why = too_short(resolved)
+    if why is not None:
+        print(f"{label}: {why}", flush=True)
+        _OUTCOMES.append((rid, "skipped", why))
+        _nothing_left_to_checkpoint()
+        return None
 
     print(f"{label}: training in {out}", flush=True)
     try:

@@ -89,14 +89,29 @@ def sweep_rows(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
                 "tokens": s.get("tokens", (s.get("pretrain") or {}).get("tokens")),
                 "tokens_target": s.get("tokens_target"),
                 "loss": s.get("final_val_loss", s.get("val_loss")),
+                "budget": _budget_label(s),
+                "trunk_id": s.get("trunk_id") or d.name,
+                "budget_index": -1 if s.get("role") == "trunk" else s.get("budget_index") or 0,
                 "job_id": launcher.get("job_id"),
                 "log": launcher.get("stdout") or launcher.get("log"),
                 "error": s.get("error"),
                 "updated": _dt.datetime.fromisoformat(updated).timestamp() if updated else 0.0,
             }
         )
-    rows.sort(key=lambda r: (r["params"] or 0, r["run_id"]))
+    # the budgets of one trunk together, after the trunk itself
+    rows.sort(key=lambda r: (r["params"] or 0, r["trunk_id"], r["budget_index"], r["run_id"]))
     return rows
+
+
+def _budget_label(s: dict[str, Any]) -> str | None:
+    """``trunk 2/4`` (budgets recorded) for a trunk, ``3`` for its third budget's record."""
+    if s.get("role") == "trunk":
+        budgets = s.get("budgets") or []
+        done = sum(b.get("status") == "completed" for b in budgets)
+        return f"trunk {done}/{len(budgets)}"
+    if s.get("budgets"):
+        return str((s.get("budget_index") or 0) + 1)
+    return None
 
 
 def _fmt(x: Any, spec: str = "") -> str:
@@ -108,7 +123,7 @@ def _fmt(x: Any, spec: str = "") -> str:
 def sweep_table(sweep_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]:
     """The status table as text, and the rows it shows."""
     rows = sweep_rows(sweep_dir)
-    header = ("run", "status", "family", "d_model", "N", "tokens", "val loss", "job", "log")
+    header = ("run", "status", "family", "d_model", "N", "budget", "tokens", "val loss", "job", "log")
     lines = [header]
     for r in rows:
         tokens = _fmt(r["tokens"], ".3g")
@@ -121,6 +136,7 @@ def sweep_table(sweep_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]
                 _fmt(r["family"]),
                 _fmt(r["d_model"]),
                 _fmt(r["params"], ".3g"),
+                _fmt(r["budget"]),
                 tokens,
                 _fmt(r["loss"], ".4f"),
                 _fmt(r["job_id"]),

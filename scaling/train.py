@@ -400,6 +400,59 @@ def evaluate(model, batches, device, dtype) -> float:
 # ----------------------------------------------------------------------------------------
 
 
+def plan_run(cfg: Mapping[str, Any], world: int = 1) -> tuple:
+    """Data, shape and plan of a run: ``(spec, data, shape, counts, fpt, plan)``.
+
+    The tokenized corpus is prepared (or found in the cache), the family's shape rule
+    turns the one size knob into an architecture, and :func:`resolve_plan` applies the
+    per-size rules. Nothing is written to the run's directory.
+    """
+    mcfg = cfg["model"]
+    # data: tokenized once per corpus+tokenizer and shared by every run of the sweep
+    spec = DataSpec.from_config(cfg["data"])
+    data = prepare(spec)
+    # model: the family's shape rule turns the one size knob into an architecture
+    shape = shape_for(
+        mcfg["family"],
+        mcfg["d_model"],
+        vocab_size=data.vocab_size,
+        context=mcfg["context"],
+        n_layers=mcfg.get("n_layers"),
+        n_heads=mcfg.get("n_heads"),
+        d_ff=mcfg.get("d_ff"),
+    )
+    counts = param_counts(shape)
+    fpt = flops_per_token(shape)
+    # a data-constrained run draws from the first unique_tokens tokens, epoch after epoch
+    if spec.unique_tokens is not None:
+        repeated_windows(spec.unique_tokens, shape.context, len(data.train))
+    plan = resolve_plan(
+        cfg, counts[cfg["train"]["budget_params"]], shape.context, world, fpt,
+        n_nonembed=counts["nonembed"], n_layers=shape.n_layers,
+    )
+    return spec, data, shape, counts, fpt, plan
+
+
+def too_short(cfg: Mapping[str, Any]) -> str | None:
+    """Why a run is not worth training (fewer steps than ``train.min_steps``), or None.
+
+    IsoFLOP grids cross every size with every compute budget; at a small budget the
+    largest sizes get too few steps to mean anything, and are skipped.
+    """
+    least = cfg["train"].get("min_steps")
+    if not least:
+        return None
+    *_, counts, _, plan = plan_run(cfg)
+    if plan["steps_total"] >= int(least):
+        return None
+    asked = plan["flops_target"]
+    budget = f"{asked:.3g} FLOPs" if asked else f"{plan['tokens_target']:,} tokens"
+    return (
+        f"{budget} gives N = {counts['nonembed']:,} only {plan['steps_total']} steps of "
+        f"{plan['batch_tokens']:,} tokens, under train.min_steps={least}: skipped"
+    )
+
+
 def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str, Any]:
     """Train one run to its token budget, resuming from its checkpoint when present.
 
@@ -453,38 +506,17 @@ def _train(
     cfg: Mapping, out: Path, summary: dict, stop: StopFlag, procs: distributed.Group
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
-    tcfg, mcfg = cfg["train"], cfg["model"]
+    tcfg = cfg["train"]
     if tcfg.get("threads"):
         torch.set_num_threads(int(tcfg["threads"]))
     device = pick_device(tcfg["device"])
     dtype = pick_dtype(tcfg["dtype"], device)
     torch.manual_seed(cfg["seed"])
 
-    # data: tokenized once per corpus+tokenizer and shared by every run of the sweep
-    spec = DataSpec.from_config(cfg["data"])
-    data = prepare(spec)
-
-    # model: the family's shape rule turns the one size knob into an architecture
-    shape = shape_for(
-        mcfg["family"],
-        mcfg["d_model"],
-        vocab_size=data.vocab_size,
-        context=mcfg["context"],
-        n_layers=mcfg.get("n_layers"),
-        n_heads=mcfg.get("n_heads"),
-        d_ff=mcfg.get("d_ff"),
-    )
-    counts = param_counts(shape)
-    fpt = flops_per_token(shape)
-    # a data-constrained run draws from the first unique_tokens tokens, epoch after epoch
-    unique = len(data.train)
-    if spec.unique_tokens is not None:
-        repeated_windows(spec.unique_tokens, shape.context, len(data.train))
-        unique = spec.unique_tokens
-    plan = resolve_plan(
-        cfg, counts[tcfg["budget_params"]], shape.context, procs.world, fpt,
-        n_nonembed=counts["nonembed"], n_layers=shape.n_layers,
-    )
+    # data, the model's shape and the per-size rules; a data-constrained run
+    # (data.unique_tokens) repeats its first tokens epoch after epoch
+    spec, data, shape, counts, fpt, plan = plan_run(cfg, procs.world)
+    unique = spec.unique_tokens or len(data.train)
     peak = tcfg.get("peak_flops") or PEAK_FLOPS[(device.type, dtype)]
 
     model = build_model(shape, seed=cfg["seed"]).to(device)
