@@ -7,6 +7,7 @@ Modules (import the one you need; this package itself imports nothing heavy, so
   TensorBoard logs into one DataFrame with columns ``run, params, tokens, flops, loss``.
 - :mod:`analysis.laws`: the law forms (power, saturating, chinchilla).
 - :mod:`analysis.fit`: robust multi-start fitting with bootstrap intervals.
+- :mod:`analysis.resample`: which rows a bootstrap draws together (trunks, runs, rows).
 - :mod:`analysis.optimal`: the compute-optimal frontier (Chinchilla approaches 1-3).
 - :mod:`analysis.backtest`: fit on the smaller runs, predict the largest.
 - :mod:`analysis.plots`, :mod:`analysis.report`: figures and a Markdown report.

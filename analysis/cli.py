@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("flops", "training compute C"),
         ("loss", "the loss (or TensorBoard tag / trainer_state key)"),
         ("run", "run names"),
+        ("trunk", "the training trajectory (trunk) of each row; the bootstrap draws a trunk's rows together"),
     ):
         data.add_argument(f"--{name}-col", metavar="COL", help=f"source column holding {what}")
     data.add_argument(
@@ -129,7 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=(1, 2, 3),
         default=3,
-        help="1: envelope of the learning curves; 2: IsoFLOP parabolas; 3: from the chinchilla fit (default)",
+        help="1: envelope of the learning curves; 2: IsoFLOP parabolas (grouped by the "
+        "asked compute flops_target when the runs have one); 3: from the chinchilla fit (default)",
+    )
+    p.add_argument(
+        "--envelope",
+        choices=("auto", "final", "all"),
+        default="auto",
+        help="approach 1: the points the curves go through: final (each run's last, decayed "
+        "point), all (every evaluation), auto (final for wsd/wsd_s records, else all; default)",
     )
     p.add_argument(
         "--budget",
@@ -302,7 +311,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     n_boot = _bootstrap_for(args.law, args.bootstrap)
     what = f"fitting {args.law} on {len(used)} points"
     if n_boot:
-        what += f" with {n_boot} bootstrap resamples"
+        what += f" with {n_boot} bootstrap resamples of {_groups_text(used)}"
     progress(what + " ...")
     kw: dict[str, Any] = {"bootstrap": n_boot, "seed": args.seed, "level": args.level}
     if args.law != "power":
@@ -329,17 +338,20 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         raise ValueError(
             "--budget needs --approach 3 (the allocation comes from the chinchilla fit)"
         )
+    if args.envelope != "auto" and args.approach != 1:
+        raise ValueError("--envelope applies to --approach 1 (the envelope of the curves)")
     if args.approach == 1:
         curves = require(_load(args, kind="curves"), ["flops", "params", "loss"], "approach 1")
-        frontier = optimal.approach1(curves)
+        frontier = optimal.approach1(curves, points=args.envelope)
     elif args.approach == 2:
         runs = require(_load(args), ["flops", "params", "loss"], "approach 2")
         frontier = optimal.approach2(runs)
     else:
         runs = require(_load(args), ["params", "tokens", "loss"], "approach 3 (chinchilla fit)")
-        progress(
-            f"fitting chinchilla on {len(runs)} runs with {args.bootstrap} bootstrap resamples ..."
-        )
+        what = f"fitting chinchilla on {len(runs)} runs"
+        if args.bootstrap:
+            what += f" with {args.bootstrap} bootstrap resamples of {_groups_text(runs)}"
+        progress(what + " ...")
         started = time.perf_counter()
         result = fit_frame(
             runs,
@@ -460,6 +472,7 @@ def _mapping(args: argparse.Namespace) -> dict[str, Any]:
         "flops_col": args.flops_col,
         "loss_col": args.loss_col,
         "run_col": args.run_col,
+        "trunk_col": args.trunk_col,
         "n_params": args.n_params,
         "tokens_per_step": args.tokens_per_step,
     }
@@ -502,6 +515,15 @@ def _fit_columns(law: str, x: str | None, y: str | None) -> tuple[list[str], str
     if law == "power":
         return [x or "params"], y or "flops"
     return [x or "params"], y or "loss"
+
+
+def _groups_text(df: pd.DataFrame) -> str:
+    """What the bootstrap will draw from ``df``, e.g. ``"12 trunks"``."""
+    from analysis.resample import bootstrap_groups
+
+    labels, kind = bootstrap_groups(df)
+    count = len(df) if labels is None else int(labels.max()) + 1
+    return f"{count} {kind}"
 
 
 def _bootstrap_for(law: str, asked: int | None) -> int:
@@ -569,6 +591,8 @@ def format_fit(result: FitResult, source: str | None = None, convention: str | N
     lines.append(
         f"objective {result.objective:.6g}, converged: {'yes' if result.converged else 'NO'}"
     )
+    if result.resampling():
+        lines.append(f"bootstrap: {result.resampling()}")
     if not result.intervals:
         lines.append("no intervals: use --bootstrap N")
     return "\n".join(lines)
@@ -587,6 +611,9 @@ def format_frontier(frontier: Any, max_rows: int = 12) -> str:
     lines.append(a)
     if getattr(frontier, "b", None) is not None:
         lines.append(f"  b = {_num(frontier.b)}   (D_opt ∝ C^b)")
+    how = _frontier_method(frontier)
+    if how:
+        lines.append(f"  {how}")
     points = frontier.points
     if points is not None and len(points):
         lines.append("")
@@ -598,6 +625,27 @@ def format_frontier(frontier: Any, max_rows: int = 12) -> str:
         rows += [tuple(_num(v) for v in row) for row in shown.itertuples(index=False)]
         lines += _table(rows)
     return "\n".join(lines)
+
+
+def _frontier_method(frontier: Any) -> str:
+    """One line on how the frontier's points were obtained (empty when there is nothing
+    to say)."""
+    envelope = getattr(frontier, "envelope", None)
+    if envelope == "final":
+        return "envelope through the final (decayed) point of every budget record"
+    if envelope == "all":
+        return "envelope through every evaluation of the learning curves"
+    grouping = getattr(frontier, "grouping", None)
+    if grouping == "flops_target":
+        return "IsoFLOP groups: runs grouped by the asked compute budget (flops_target)"
+    if grouping == "flops_tolerance":
+        return "IsoFLOP groups: runs grouped by the compute they achieved (no flops_target)"
+    if grouping:
+        return f"IsoFLOP groups: runs grouped by the column {grouping!r}"
+    resampled = getattr(frontier, "resampled", None)
+    if resampled:
+        return f"interval: bootstrap of the chinchilla fit, resampling {frontier.n_groups} {resampled}"
+    return ""
 
 
 def format_allocation(allocation: Any) -> str:
@@ -620,6 +668,8 @@ def format_backtest(result: Any) -> str:
         f"  {result.fit.formula()}",
         "",
     ]
+    if result.fit.resampling():
+        lines[-1:-1] = [f"  bootstrap: {result.fit.resampling()}"]
     table = result.table
     columns = [
         c

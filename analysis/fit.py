@@ -28,9 +28,18 @@ stopping on the objective is what left Hoffmann et al.'s published fit short of 
 optimum (Besiroglu et al. 2024). Internally ``log x`` is centred on the data, which
 decorrelates each log-coefficient from its exponent and shortens the Newton path.
 
-Bootstrap intervals resample the points with replacement; every resample is refitted
-from the full-data optimum (plus the other local optima the grid found), all resamples
-at once in one batch, which makes a thousand refits take about a second.
+Bootstrap intervals resample with replacement; every resample is refitted from the
+full-data optimum (plus the other local optima the grid found), all resamples at once in
+one batch, which makes a thousand refits take about a second. What is resampled is a
+group of points that share their errors: the several token budgets cut from one
+training trajectory (a *trunk*) share its noise, and so do the evaluations along one
+learning curve, so resampling their points one by one would treat them as independent
+and make the intervals too narrow. :func:`fit_frame` draws whole trunks when the table
+has a ``trunk`` column, whole runs when a run has several rows, and single points
+otherwise (:func:`analysis.resample.bootstrap_groups`); :func:`fit` takes the group
+labels as ``groups``.
+A resample is drawn as counts per group and spread onto the group's points as weights,
+so it costs no more than resampling points.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analysis.laws import Law, SumOfPowers, get_law
+from analysis.resample import bootstrap_groups, describe, group_labels, kind_text, resample_counts
 
 if TYPE_CHECKING:  # pandas is only needed by fit_frame's callers
     import pandas as pd
@@ -162,6 +172,13 @@ class FitResult:
         Fraction of bootstrap refits that converged (None without a bootstrap).
     variables, target
         Symbols used in :meth:`formula` (column names when fitted from a table).
+    resampled
+        What the bootstrap drew with replacement: ``"points"``, ``"runs"`` (all points
+        of a learning curve together), ``"trunks"`` (all budget records of a training
+        trajectory together), ``"groups"`` (labels given to :func:`fit`) or a column
+        name; None without a bootstrap.
+    n_groups
+        How many of those there were to draw from (None without a bootstrap).
     x, y
         The fitted data.
     """
@@ -184,6 +201,8 @@ class FitResult:
     boot_converged: float | None = None
     variables: tuple[str, ...] = ()
     target: str = ""
+    resampled: str | None = None
+    n_groups: int | None = None
     x: tuple[np.ndarray, ...] = field(default=(), repr=False)
     y: np.ndarray | None = field(default=None, repr=False)
 
@@ -229,7 +248,15 @@ class FitResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: law, n, params, intervals, objective, converged, derived."""
+        """JSON-ready summary: law, n, params, intervals, objective, converged, derived,
+        and ``bootstrap``: ``{"resamples", "resampled", "n_groups"}`` or None."""
+        boot = None
+        if self.bootstrap is not None:
+            boot = {
+                "resamples": int(len(self.bootstrap)),
+                "resampled": self.resampled,
+                "n_groups": None if self.n_groups is None else int(self.n_groups),
+            }
         return {
             "law": self.law,
             "n": int(self.n),
@@ -240,7 +267,15 @@ class FitResult:
             "objective": _json_float(self.objective),
             "converged": bool(self.converged),
             "derived": {k: _json_float(v) for k, v in self.derived.items()},
+            "bootstrap": boot,
         }
+
+    def resampling(self) -> str:
+        """How the bootstrap resampled, in words (empty without a bootstrap), e.g.
+        ``"200 resamples of 12 trunks (the budgets of one trunk drawn together)"``."""
+        if self.bootstrap is None or self.resampled is None:
+            return ""
+        return describe(len(self.bootstrap), self.resampled, self.n_groups)
 
     def __str__(self) -> str:
         lines = [f"{self.formula()}   ({self.law}, n={self.n})"]
@@ -671,6 +706,8 @@ def fit(
     keep: int = 64,
     x_names: Sequence[str] | None = None,
     y_name: str | None = None,
+    groups: Any = None,
+    group_kind: str | None = None,
 ) -> FitResult:
     """Fit ``law`` to points ``(x, y)``.
 
@@ -710,6 +747,14 @@ def fit(
         runs to the end.
     x_names, y_name
         Column names, used in error messages and in the formula.
+    groups
+        One label per point (any hashable values): the bootstrap draws whole groups with
+        replacement, every point of a drawn group with it, so that points sharing their
+        errors (the budgets of one trunk) count as one draw. None: each point alone.
+    group_kind
+        What the groups are (``"trunks"``, ``"runs"``), reported as
+        :attr:`FitResult.resampled` (default ``"groups"``, or ``"points"`` without
+        ``groups``).
 
     Raises
     ------
@@ -727,32 +772,50 @@ def fit(
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta}")
     xs, y_arr = _check_data(law, x, y, x_names, y_name)
+    labels = group_labels(groups, len(y_arr))
     variables = tuple(x_names) if x_names is not None else ()
     target = y_name or ""
     if law.name == "power":
         result = _fit_power(
-            law, xs[0], y_arr, bootstrap=bootstrap, seed=seed, reduce=reduce, level=level
-        )
+            law, xs[0], y_arr, bootstrap=bootstrap, seed=seed, reduce=reduce, level=level,
+            groups=labels,
+        )  # fmt: skip
     elif isinstance(law, SumOfPowers):
         result = _fit_sum_of_powers(
             law, xs, y_arr, delta=delta, bootstrap=bootstrap, seed=seed, init=init,
             reduce=reduce, level=level, grid=grid, gtol=gtol, max_iter=max_iter,
-            prescreen=prescreen, screen_iter=screen_iter, keep=keep,
+            prescreen=prescreen, screen_iter=screen_iter, keep=keep, groups=labels,
         )  # fmt: skip
     else:
         raise ValueError(f"no fitter for law {law.name!r}")
     result.variables, result.target = variables, target
     result.x, result.y = xs, y_arr
+    if bootstrap > 0:
+        result.n_groups = len(y_arr) if labels is None else int(labels.max()) + 1
+        result.resampled = "points" if labels is None else (group_kind or "groups")
+        result.message += f", resampling {result.n_groups} {kind_text(result.resampled)}"
+        _warn_few_groups(law, result)
     return result
 
 
-def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) counts of each point in resamples drawn with replacement."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_boot, n))
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), draws.ravel()), 1.0)
-    return counts
+def _warn_few_groups(law: Law, result: FitResult) -> None:
+    """Say so when the bootstrap has fewer groups to draw than the law needs points:
+    then a share of the resamples cannot pin every parameter, and the intervals, wide
+    as they come out, say little."""
+    need = min_points(law)
+    if result.resampled == "points" or result.n_groups is None or result.n_groups >= need:
+        return
+    import warnings
+
+    from analysis.io import DataWarning  # imported here: analysis.io imports pandas
+
+    warnings.warn(
+        f"{law.name} bootstrap over only {result.n_groups} {kind_text(result.resampled)}, "
+        f"fewer than the {need} points the law needs: many resamples cannot pin every "
+        "parameter, so its intervals are unreliable (more sizes or seeds would help)",
+        DataWarning,
+        stacklevel=3,
+    )
 
 
 def _percentile_intervals(
@@ -780,6 +843,7 @@ def _fit_sum_of_powers(
     prescreen: int,
     screen_iter: int,
     keep: int,
+    groups: np.ndarray | None = None,
 ) -> FitResult:
     n = len(y)
     # The optimiser works with log x centred on the data: a_j - alpha_j log x_j is then
@@ -841,7 +905,7 @@ def _fit_sum_of_powers(
         # not one that is far worse.
         rivals = order[f_rank[order] <= 1.25 * f_rank[order[0]]]
         seeds = state.theta[_distinct_rows(state.theta, rivals, count=3)]
-        counts = _resample_counts(n, bootstrap, seed)
+        counts = resample_counts(n, bootstrap, seed, groups)
         boot_w = counts * weights  # same reduction as the full fit
         n_seed = len(seeds)
         theta0 = np.repeat(seeds[None], bootstrap, axis=0).reshape(-1, len(theta))
@@ -927,7 +991,15 @@ def loglog_line(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> LogLogLine
 
 
 def _fit_power(
-    law: Law, x: np.ndarray, y: np.ndarray, *, bootstrap: int, seed: int, reduce: str, level: float
+    law: Law,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    bootstrap: int,
+    seed: int,
+    reduce: str,
+    level: float,
+    groups: np.ndarray | None = None,
 ) -> FitResult:
     """Ordinary least squares of log y on log x: log y = log a + k log x."""
     n = len(y)
@@ -943,7 +1015,7 @@ def _fit_power(
     if bootstrap > 0:
         # Weighted least squares with the resample counts as weights, all at once.
         u, v = np.log(x), np.log(y)
-        c = _resample_counts(n, bootstrap, seed)
+        c = resample_counts(n, bootstrap, seed, groups)
         cs = c.sum(axis=1)
         um = (c * u).sum(axis=1) / cs
         vm = (c * v).sum(axis=1) / cs
@@ -966,7 +1038,8 @@ def _fit_power(
         n=n,
         derived={},
         bootstrap=samples,
-        message="closed-form least squares in log-log coordinates",
+        message="closed-form least squares in log-log coordinates"
+        + (f"; bootstrap: {bootstrap} refits" if bootstrap > 0 else ""),
         level=level,
         interval_kind=kind,
         nit=0,
@@ -981,6 +1054,7 @@ def fit_frame(
     *,
     x: str | Sequence[str] | None = None,
     y: str = "loss",
+    groups: str | None = "auto",
     **kw: Any,
 ) -> FitResult:
     """Fit a law to columns of a DataFrame.
@@ -988,6 +1062,10 @@ def fit_frame(
     ``chinchilla`` uses ``params`` and ``tokens`` unless ``x`` names two other columns;
     ``power`` and ``saturating`` use ``x`` (default ``"params"``). Error messages name
     the offending column. Other keywords go to :func:`fit`.
+
+    ``groups`` says what the bootstrap resamples: ``"auto"`` (default) whole trunks, or
+    whole runs, as :func:`analysis.resample.bootstrap_groups` finds them in the table; a column name: the
+    rows sharing a value of that column; None: each row alone.
     """
     law = get_law(law)
     if x is None:
@@ -995,11 +1073,19 @@ def fit_frame(
     else:
         cols = [x] if isinstance(x, str) else list(x)
     missing = [c for c in [*cols, y] if c not in df.columns]
+    if isinstance(groups, str) and groups != "auto" and groups not in df.columns:
+        missing.append(groups)
     if missing:
         raise ValueError(
             f"column(s) {', '.join(map(repr, missing))} not in the table "
             f"(it has: {', '.join(map(str, df.columns))})"
         )
     arrays = tuple(df[c].to_numpy(dtype=float) for c in cols)
+    if groups is None:
+        labels, kind = None, "points"
+    elif groups == "auto":
+        labels, kind = bootstrap_groups(df)
+    else:
+        labels, kind = df[groups].to_numpy(), groups
     return fit(law, arrays if len(arrays) > 1 else arrays[0], df[y].to_numpy(dtype=float),
-               x_names=cols, y_name=y, **kw)  # fmt: skip
+               x_names=cols, y_name=y, groups=labels, group_kind=kind, **kw)  # fmt: skip

@@ -8,6 +8,16 @@ Every loader returns a DataFrame with the canonical columns
 and plotting code never needs to know where the numbers came from. Unknown values
 are NaN; :func:`require` checks that a use has the columns it needs.
 
+Run records also say how each run was trained, for the analyses that depend on it:
+``schedule`` (``cosine``, ``wsd`` or ``wsd_s``), ``trunk`` (the training trajectory a
+record comes from: the several token budgets of one warmup-stable-decay trajectory are
+records of their own that share it), ``budget_index`` (the budget's place among its
+trunk's), ``flops_target`` (the compute a run was asked for, IsoFLOP sweeps) and
+``unique_tokens``/``epochs`` (data-constrained sweeps). Records written before these
+fields existed read as single-budget cosine runs, each its own trunk. Any table may
+carry a ``trunk`` column too (or map one with ``trunk_col``): the bootstrap then draws
+all rows of a trunk together (see :func:`analysis.resample.bootstrap_groups`).
+
 Sources:
 
 * our run records (``summary.json`` + ``metrics.jsonl``, see docs/run-record.md):
@@ -47,6 +57,11 @@ PARAM_CONVENTIONS = ("nonembed", "matmul", "total")
 COMPLETED = "completed"
 #: Newest run-record schema this reader understands.
 SCHEMA_VERSION = 1
+#: Learning-rate schedules of the run record (``schedule``; absent means ``cosine``).
+SCHEDULES = ("cosine", "wsd", "wsd_s")
+#: Schedules whose records are the decayed ends of budgets cut from one trunk: only a
+#: record's last point is at a decayed learning rate.
+DECAYED_SCHEDULES = ("wsd", "wsd_s")
 
 # Fields of summary.json copied into the runs table as they are (when present).
 _SUMMARY_FIELDS = (
@@ -76,6 +91,7 @@ _SUMMARY_FIELDS = (
     "mfu",
     "device",
     "seed",
+    "budgets",
 )
 _SUMMARY_NUMERIC = (
     "params_nonembed",
@@ -86,6 +102,8 @@ _SUMMARY_NUMERIC = (
     "final_val_loss",
 )
 _METRICS_NUMERIC = ("step", "tokens", "flops", "val_loss")
+# How a run was trained: copied from the runs table onto every row of its curve.
+_TRAINING_COLUMNS = ("schedule", "trunk", "budget_index")
 
 # Tag names tried, in order, when a TensorBoard log does not say which tag is the loss.
 # The "eval/..." and "train/..." forms are what Hugging Face's TensorBoard callback writes.
@@ -150,17 +168,25 @@ def load_runs(
     where
         A pandas query applied at the end, e.g. ``"loss < 3.44"``.
     **mapping
-        ``params_col``, ``tokens_col``, ``flops_col``, ``loss_col``: a summary field to use
-        instead of the default for that canonical column (e.g. ``loss_col="best_val_loss"``,
-        ``flops_col="flops_6nd"``).
+        ``params_col``, ``tokens_col``, ``flops_col``, ``loss_col``, ``trunk_col``: a
+        summary field to use instead of the default for that canonical column (e.g.
+        ``loss_col="best_val_loss"``, ``flops_col="flops_6nd"``).
 
     Returns
     -------
     pandas.DataFrame
         ``run, params, tokens, flops, loss`` (loss = ``final_val_loss``) then the other
-        summary fields, ``sweep``, ``status`` and ``path`` (the run directory).
+        summary fields, ``sweep``, ``status`` and ``path`` (the run directory), and how
+        the run was trained: ``schedule`` (``"cosine"`` when the record does not say),
+        ``trunk`` (its ``trunk_id``, else the run's own id), ``budget_index`` (0 when
+        absent), ``budgets`` (the trunk's token budgets, or None), ``flops_target``,
+        ``unique_tokens`` and ``epochs`` (NaN when absent; ``epochs`` is derived as
+        ``tokens / unique_tokens`` when only the latter is recorded).
         Runs that are not ``completed`` are left out with a :class:`DataWarning` naming
-        them; their ids and statuses are in ``df.attrs["excluded"]``.
+        them; their ids and statuses are in ``df.attrs["excluded"]``. A trunk's own
+        bookkeeping record (``"role": "trunk"``, its loss at the un-decayed stable
+        learning rate) is not a result and is skipped silently, as are fine-tuning and
+        compression records.
     """
     _check_convention(params)
     summaries = find_summaries(path)
@@ -171,6 +197,9 @@ def load_runs(
         record = _read_summary(file)
         if record.get("job", "pretrain") != "pretrain":
             continue  # fine-tuning and compression records: analysis.downstream reads those
+        if record.get("role") == "trunk":
+            continue  # a trunk's bookkeeping: its budgets are records of their own
+        _check_identity(record, file)
         status = record["status"]
         if status != COMPLETED:
             excluded.append(
@@ -201,8 +230,12 @@ def load_curves(
 
     One row per line of each run's ``metrics.jsonl``: ``run, params, tokens, flops, loss``
     (loss = ``val_loss`` at that evaluation), ``step``, ``train_loss``, ``lr``,
-    ``elapsed_s``, plus the run's ``family``, ``d_model``, ``n_layers``, ``sweep`` and its
-    three parameter counts. Arguments are those of :func:`load_runs`.
+    ``elapsed_s``, ``phase`` (``warmup``, ``stable``, ``decay`` or ``cosine``; None where
+    the record does not say), plus the run's ``family``, ``d_model``, ``n_layers``,
+    ``sweep``, ``schedule``, ``trunk``, ``budget_index`` and its three parameter counts.
+    A budget record of a trunk holds the trunk's path up to where its decay starts, then
+    its own decay: only its last row is at the decayed end of that budget.
+    Arguments are those of :func:`load_runs`.
     """
     runs = load_runs(path, params)
     frames = []
@@ -221,9 +254,11 @@ def load_curves(
         if curve.empty:
             continue
         curve = curve.rename(columns={"val_loss": "loss"})
+        if "phase" not in curve.columns:
+            curve["phase"] = None  # written before rows said which phase they are in
         for column in ("run", "params", "params_nonembed", "params_matmul", "params_total"):
             curve[column] = getattr(run, column)
-        for column in ("family", "d_model", "n_layers", "sweep"):
+        for column in ("family", "d_model", "n_layers", "sweep", *_TRAINING_COLUMNS):
             if column in runs.columns:
                 curve[column] = getattr(run, column)
         frames.append(curve)
@@ -252,10 +287,13 @@ def _read_summary(file: Path) -> dict[str, Any]:
             f"{file}: field 'schema' is {schema}, newer than this reader understands "
             f"({SCHEMA_VERSION}); update scaling-lab"
         )
+    return record
+
+
+def _check_identity(record: dict[str, Any], file: Path) -> None:
     for field in ("run_id", "status"):
         if not isinstance(record.get(field), str):
             raise DataError(f"{file}: field {field!r} missing or not a string")
-    return record
 
 
 def _summary_row(record: dict[str, Any], file: Path, params: str) -> dict[str, Any]:
@@ -271,8 +309,42 @@ def _summary_row(record: dict[str, Any], file: Path, params: str) -> dict[str, A
     if isinstance(corpus, dict):
         row["corpus"] = corpus.get("name")
         row["corpus_fingerprint"] = corpus.get("fingerprint")
+    row.update(_training_fields(record, file))
     row["path"] = str(file.parent)
     return row
+
+
+def _training_fields(record: dict[str, Any], file: Path) -> dict[str, Any]:
+    """How the run was trained, with the defaults of a record that predates the fields:
+    a cosine run that is its own trunk, its only budget, asked for no compute target."""
+    schedule = record.get("schedule")
+    if schedule is None:
+        schedule = "cosine"
+    if schedule not in SCHEDULES:
+        raise DataError(
+            f"{file}: field 'schedule' is {schedule!r}; expected one of "
+            f"{', '.join(SCHEDULES)} (a newer schedule needs a newer scaling-lab)"
+        )
+    trunk = record.get("trunk_id")
+    if trunk is None:
+        trunk = record["run_id"]
+    elif not isinstance(trunk, str):
+        raise DataError(f"{file}: field 'trunk_id' is {trunk!r}; expected a string (a run id)")
+    index = record.get("budget_index")
+    if index is None:
+        index = 0
+    elif isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise DataError(
+            f"{file}: field 'budget_index' is {index!r}; expected an integer >= 0 (the "
+            "budget's position among its trunk's budgets)"
+        )
+    out: dict[str, Any] = {"schedule": schedule, "trunk": trunk, "budget_index": index}
+    for field in ("flops_target", "unique_tokens", "epochs"):
+        value = record.get(field)
+        out[field] = math.nan if value is None else _number(value, file, field)
+    if math.isnan(out["epochs"]) and out["unique_tokens"] > 0:
+        out["epochs"] = float(record["tokens"]) / out["unique_tokens"]
+    return out
 
 
 def _warn_excluded(excluded: list[dict[str, Any]]) -> None:
@@ -316,6 +388,7 @@ def load_table(
     loss_col: str | None = None,
     run_col: str | None = None,
     step_col: str | None = None,
+    trunk_col: str | None = None,
     where: str | None = None,
 ) -> pd.DataFrame:
     """Load a CSV, TSV or JSONL table of runs (or of points on curves).
@@ -327,6 +400,11 @@ def load_table(
     params_col, tokens_col, flops_col, loss_col, run_col, step_col
         The source column holding each canonical quantity; by default the column of the
         canonical name (``params``, ``tokens``, ...) is used when there is one.
+    trunk_col
+        The column naming the training trajectory each row comes from (default: a
+        ``trunk`` column when there is one): rows of one trunk are resampled together
+        by the bootstrap. Without one, each run (each row, without a run column) is
+        resampled on its own.
     where
         A pandas query applied at the end, on the canonical (and original) column names.
 
@@ -360,6 +438,7 @@ def load_table(
         "loss_col": loss_col,
         "run_col": run_col,
         "step_col": step_col,
+        "trunk_col": trunk_col,
     }
     df = _apply_mapping(df, mapping, source=str(path))
     for column in ("params", "tokens", "flops", "loss", "step"):
@@ -674,8 +753,8 @@ def load(
         For curve logs that do not record them (trainer state, TensorBoard).
     **mapping
         ``params_col``, ``tokens_col``, ``flops_col``, ``loss_col``, ``run_col``,
-        ``step_col``: see :func:`load_table`; for TensorBoard ``loss_col`` and
-        ``tokens_col`` name scalar tags, for a trainer state ``loss_col`` names a key.
+        ``step_col``, ``trunk_col``: see :func:`load_table`; for TensorBoard ``loss_col``
+        and ``tokens_col`` name scalar tags, for a trainer state ``loss_col`` names a key.
     """
     if kind not in ("runs", "curves"):
         raise DataError(f"kind={kind!r}: expected 'runs' or 'curves'")

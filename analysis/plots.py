@@ -9,7 +9,10 @@ written by the Agg and SVG canvases directly). Seaborn supplies the theme and pa
 
 The extrapolated law of the loss-vs-compute figure is a saturating power law
 L(C) = E + A·C^(-alpha) fitted to the compute-optimal frontier (approach 1: the lower
-envelope of all the learning curves), with its bootstrap band.
+envelope of all the learning curves), with its bootstrap band. Sweeps that cut several
+budgets from one trajectory (warmup-stable-decay trunks) show the decayed end of each
+budget as a marker, one shape per budget index, in the colour of its model size, so the
+points of one trunk can be told apart.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis.io import DataWarning, require
+from analysis.io import DataWarning, final_points, require
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 EXTRAPOLATE = 30.0
 #: Above this many distinct sizes a colour bar replaces the legend entries.
 MAX_LEGEND_SIZES = 10
+#: Marker of the decayed end of each budget of a trunk, by ``budget_index`` (cycled).
+BUDGET_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p")
 
 LABELS = {
     "flops": "training compute C (FLOP)",
@@ -151,11 +156,15 @@ def compute_fits(
     if out.frontier1 is not None:
         say(f"saturating L(C) on the frontier (bootstrap {bootstrap})")
         envelope = out.frontier1.points
+        # The envelope is read off the curves on a grid of budgets: its points belong to
+        # no run or trunk that could be drawn as a whole (resampling the curves would mean
+        # recomputing the envelope per resample), so its points are resampled as they are.
         out.loss_vs_compute = attempt(
             "loss_vs_compute",
             lambda: fit_frame(
-                envelope, "saturating", x="flops", y="loss", bootstrap=bootstrap, seed=seed
-            ),
+                envelope, "saturating", x="flops", y="loss", bootstrap=bootstrap, seed=seed,
+                groups=None,
+            ),  # fmt: skip
         )
         out.loss_vs_compute_points = envelope
     say("power law C = a N^k")
@@ -253,6 +262,10 @@ def loss_vs_compute_figure(
 ) -> Figure:
     """Loss vs compute: a curve per size, the frontier, the extrapolated law and its band.
 
+    One colour per model size. When the runs are budgets cut from trunks (some
+    ``budget_index`` above 0), the final, decayed point of each is marked with one
+    marker shape per budget index (:data:`BUDGET_MARKERS`), explained by a legend.
+
     Parameters
     ----------
     points
@@ -286,7 +299,7 @@ def loss_vs_compute_figure(
                 alpha=0.85,
                 label=label,
             )
-    else:
+    elif not _has_budgets(points):
         ax.scatter(
             points["flops"],
             points["loss"],
@@ -297,15 +310,26 @@ def loss_vs_compute_figure(
             alpha=0.8,
             lw=0,
         )
+    side_handles, side_labels = ax.get_legend_handles_labels() if use_legend else ([], [])
+    if _has_budgets(points):
+        ends = final_points(points) if has_curves else points
+        handles, labels = _budget_ends(ax, ends, colours, norm)
+        if side_handles:  # a heading between the sizes and the markers
+            handles.insert(0, Line2D([], [], alpha=0))
+            labels.insert(0, "decayed end of budget")
+        side_handles += handles
+        side_labels += labels
     if not use_legend:
         cbar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colours), ax=ax, pad=0.02)
         cbar.set_label(_params_label(convention))
-    if use_legend:
+    if side_handles:
         # Legends sit outside the axes: a busy sweep leaves no free corner inside.
         fig.legend(
+            side_handles,
+            side_labels,
             loc="outside right upper",
             fontsize=8,
-            title="model size",
+            title="model size" if use_legend else "decayed end of budget",
             title_fontsize=8,
             frameon=False,
         )
@@ -373,6 +397,45 @@ def loss_vs_compute_figure(
     return fig
 
 
+def _has_budgets(points: pd.DataFrame) -> bool:
+    """Whether the runs are several budgets of trunks (some budget index above 0)."""
+    return "budget_index" in points.columns and bool((points["budget_index"] > 0).any())
+
+
+def _budget_ends(
+    ax: Axes,
+    ends: pd.DataFrame,
+    colours: matplotlib.colors.Colormap,
+    norm: matplotlib.colors.Normalize,
+) -> tuple[list[Any], list[str]]:
+    """Mark each run's final point in its size's colour, one marker per budget index;
+    return the legend entries of the markers (``budget 1`` .. ``budget k``)."""
+    handles: list[Any] = []
+    labels: list[str] = []
+    indices = sorted(int(i) for i in ends["budget_index"].dropna().unique())
+    for index in indices:
+        rows = ends[ends["budget_index"] == index]
+        marker = BUDGET_MARKERS[index % len(BUDGET_MARKERS)]
+        ax.scatter(
+            rows["flops"],
+            rows["loss"],
+            c=rows["params"],
+            cmap=colours,
+            norm=norm,
+            marker=marker,
+            s=30,
+            edgecolor="black",
+            lw=0.5,
+            zorder=4,
+            gid=f"budget {index}",
+        )
+        handles.append(_marker_handle(marker, ".6", "black"))
+        labels.append(f"budget {index + 1}")
+    if len(indices) > len(BUDGET_MARKERS):  # the shapes repeat: say so once
+        labels[len(BUDGET_MARKERS)] += " (markers repeat)"
+    return handles, labels
+
+
 def extrapolated_law(
     fits: SweepFits, flops: np.ndarray
 ) -> tuple[str, np.ndarray, tuple[np.ndarray, np.ndarray, str] | None] | None:
@@ -396,7 +459,7 @@ def extrapolated_law(
         band = None
         if law.bootstrap is not None and len(law.bootstrap):
             lo, hi = law.predict_band(flops)
-            band = (lo, hi, f"{law.level:.0%} bootstrap band ({len(law.bootstrap)} resamples)")
+            band = (lo, hi, _band_label(law))
         return label, law.predict(flops), band
     if fits.chinchilla is None:
         return None
@@ -416,8 +479,17 @@ def extrapolated_law(
         )
         tail = 100 * (1 - fit.level) / 2
         lo, hi = np.nanpercentile(curves, [tail, 100 - tail], axis=0)
-        band = (lo, hi, f"{fit.level:.0%} bootstrap band ({len(fit.bootstrap)} resamples)")
+        band = (lo, hi, _band_label(fit))
     return label, optimal_loss(fit.params), band
+
+
+def _band_label(fit: FitResult) -> str:
+    """E.g. ``95 % bootstrap band (200 resamples of 12 trunks)``."""
+    assert fit.bootstrap is not None
+    what = f"{len(fit.bootstrap)} resamples"
+    if fit.resampled is not None:
+        what += f" of {fit.n_groups} {fit.resampled}"
+    return f"{fit.level:.0%} bootstrap band ({what})"
 
 
 def compute_vs_params_figure(
@@ -486,7 +558,7 @@ def isoflop_figure(
     if groups is None or frontier is None:
         return None
     fig, (ax, ax_opt) = _figure(ncols=2, width=12.5)
-    budgets = groups.groupby("group")["flops"].apply(lambda c: float(np.exp(np.log(c).mean())))
+    budgets = groups.groupby("group")["budget"].first()
     norm = LogNorm(vmin=budgets.min(), vmax=budgets.max())
     cmap = sns.color_palette("flare", as_cmap=True)
     use_legend = len(budgets) <= 8
@@ -698,20 +770,22 @@ def isoflop_groups(
     """The runs of each IsoFLOP slice, grouped as approach 2 groups them.
 
     Returns the usable runs (positive params, flops, loss) of the slices with at least
-    ``min_sizes`` distinct model sizes, with a ``group`` column, or None when fewer than
-    two such slices exist (then approach 2 has nothing to fit).
+    ``min_sizes`` distinct model sizes, with ``group`` and ``budget`` (its compute C)
+    columns, or None when fewer than two such slices exist (then approach 2 has nothing
+    to fit). Runs that carry a ``flops_target`` are grouped by it.
     """
     # The same grouping as analysis.optimal.approach2, so the dots drawn are the runs
     # behind its parabolas.
-    from analysis.optimal import _isoflop_groups
+    from analysis.optimal import isoflop_labels
 
     if not {"flops", "params", "loss"} <= set(runs.columns):
         return None
     values = runs[["flops", "params", "loss"]].to_numpy(dtype=float)
-    data = runs[np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)].copy()
+    data = runs[np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)]
     if data.empty:
         return None
-    data["group"] = _isoflop_groups(data["flops"].to_numpy(dtype=float), group_tol)
+    data, labels, budgets, _ = isoflop_labels(data, group_tol=group_tol)
+    data = data.assign(group=labels, budget=budgets)
     sizes = data.groupby("group")["params"].nunique()
     data = data[data["group"].isin(sizes[sizes >= min_sizes].index)]
     if data["group"].nunique() < 2:

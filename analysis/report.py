@@ -211,11 +211,16 @@ def _fit_table(result: FitResult) -> list[str]:
         lo_hi = result.intervals.get(name)
         shown = f"[{_num(lo_hi[0], 4)}, {_num(lo_hi[1], 4)}]" if lo_hi is not None else "–"
         rows.append([name, _num(value, 4), shown])
+    summary = (
+        f"n = {result.n}, objective = {result.objective:.4g}, "
+        f"converged: {'yes' if result.converged else '**no**'}"
+    )
+    if result.resampling():
+        summary += f"; bootstrap: {result.resampling()}"
     lines = [
         f"`{result.formula()}`",
         "",
-        f"n = {result.n}, objective = {result.objective:.4g}, "
-        f"converged: {'yes' if result.converged else '**no**'}",
+        summary,
         "",
         *_markdown_table(["parameter", "value", interval], rows, align_right_from=1),
         "",
@@ -239,15 +244,14 @@ def _frontier_table(fits: SweepFits) -> list[str]:
             if frontier.interval is not None
             else "–"
         )
-        rows.append(
-            [
-                str(approach),
-                APPROACHES[approach],
-                _num(frontier.a, 3),
-                interval,
-                f"{len(frontier.points)} points",
-            ]
-        )
+        source = f"{len(frontier.points)} points"
+        if frontier.envelope == "final":
+            source += ", through the decayed end of each budget"
+        if frontier.grouping == "flops_target":
+            source += ", grouped by the asked compute budget"
+        if frontier.resampled is not None:
+            source += f"; bootstrap of {frontier.n_groups} {frontier.resampled}"
+        rows.append([str(approach), APPROACHES[approach], _num(frontier.a, 3), interval, source])
     return [
         "N_opt ∝ C^a: how the compute-optimal model size grows with the compute budget "
         "(Hoffmann et al. found a ≈ 0.5; Kaplan et al. 0.73).",

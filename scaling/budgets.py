@@ -225,3 +225,17 @@ def record_ids(config: Mapping[str, Any]) -> list[str] | None:
     if values is None:
         return None
     return [results.run_id(record_config(config, k)) for k in range(len(values))]
+
+
+def eval_stride(step: int, first_steps: int, n_evals: int) -> int:
+    """Steps between evaluations of a trunk at ``step``: ``n_evals`` over its first budget,
+    and the stride doubles with every doubling of the steps done.
+
+    The stride depends on the first budget alone, so a budget's curve is sampled at the
+    same steps however many budgets the trunk is later asked for (evenly spaced over
+    the largest budget, the smaller ones would have few points or the larger too many):
+    about ``n_evals`` evaluations per doubling.
+    """
+    base = max(1, first_steps // n_evals)
+    doublings = max(0, math.floor(math.log2(max(step, 1) / first_steps))) if first_steps else 0
+    return base * 2**doublings

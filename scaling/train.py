@@ -518,6 +518,7 @@ def _train(
     spec, data, shape, counts, fpt, plan = plan_run(cfg, procs.world)
     unique = spec.unique_tokens or len(data.train)
     peak = tcfg.get("peak_flops") or PEAK_FLOPS[(device.type, dtype)]
+    n_evals = max(1, int(tcfg["n_evals"]))
 
     model = build_model(shape, seed=cfg["seed"]).to(device)
     optimizer = make_optimizer(model, plan, cfg["optim"], device)
@@ -756,7 +757,10 @@ def _train(
             # evaluate evenly, where a decay starts (the stable loss it improves on) and at
             # the end of every segment (a budget's result, or a fork)
             decay_starts = seg.decay is not None and step == seg.decay[0]
-            if step % plan["eval_every"] == 0 or step == seg.end or decay_starts:
+            every = plan["eval_every"]
+            if trunk:
+                every = budgets.eval_stride(step, plan["budgets"][0].steps, n_evals)
+            if step % every == 0 or step == seg.end or decay_starts:
                 val_loss = evaluate(model, val, device, dtype)
                 best_val = min(best_val, val_loss)
                 if procs.main:

@@ -93,3 +93,26 @@ def test_refusals() -> None:
         backtest(df, k=0)
     with pytest.raises(ValueError, match="too few points"):
         backtest(df, "saturating", k=7)  # 5 left, 6 needed
+
+
+def test_bootstrap_of_the_fit_draws_whole_trunks() -> None:
+    """Three budgets per size, cut from one trunk each: the fit on all but the three
+    largest runs (by compute) resamples its trunks, not its runs, and the held-out runs
+    are still predicted by the law (noise 0.1 %, as in the first test)."""
+    rng = np.random.default_rng(2)
+    n = np.repeat(SIZES, 3)
+    d = n * np.tile([10.0, 20.0, 40.0], len(SIZES))
+    loss = (E + A / n**ALPHA + 410.7 / d**0.28) * np.exp(rng.normal(0, 0.001, n.size))
+    df = pd.DataFrame(
+        {"run": [f"r{i:02d}" for i in range(n.size)], "trunk": np.repeat(np.arange(12), 3),
+         "params": n, "tokens": d, "flops": 6 * n * d, "loss": loss}
+    )  # fmt: skip
+    bt = backtest(df, "chinchilla", k=3, bootstrap=20, seed=0)
+    held = df.nlargest(3, "flops")
+    assert set(bt.table["run"]) == set(held["run"])
+    # the largest size's smallest budget (6 N 10N) has less compute than the next size's
+    # largest (6 N' 40N', N/N' = 1.87): it stays in the fit, and with it all 12 trunks
+    assert "r33" not in set(held["run"]) and "r32" in set(held["run"])
+    assert bt.fit.resampled == "trunks" and bt.fit.n_groups == 12
+    assert bt.max_abs_rel_error < 0.01
+    assert json.loads(json.dumps(bt.to_dict()))["fit"]["bootstrap"]["resampled"] == "trunks"

@@ -9,7 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from analysis_fixtures import FIXED_TOKENS, LADDER, TRUE, write_isoflop_sweep, write_sweep
+from analysis_fixtures import (
+    FIXED_TOKENS,
+    ISOFLOP_BUDGETS,
+    LADDER,
+    TRUE,
+    write_isoflop_sweep,
+    write_isoflop_trunk_sweep,
+    write_sweep,
+    write_trunk_sweep,
+)
 
 from analysis.cli import main
 
@@ -182,6 +191,7 @@ def test_plot_writes_files(sweeps, tmp_path, capsys):
             ["frontier", "{demo}", "--approach", "2", "--budget", "1e15"],
             "--budget needs --approach 3",
         ),
+        (["frontier", "{demo}", "--approach", "2", "--envelope", "final"], "--envelope applies"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(sweeps, tmp_path, capsys, args, message):
@@ -234,3 +244,74 @@ def test_single_run_log_is_fitted_along_its_curve(tmp_path, capsys):
     assert code == 0
     rows = json.loads(out)["rows"]
     assert len(rows) == 5 and all(abs(r["rel_error"]) < 1e-4 for r in rows)
+
+
+@pytest.fixture(scope="module")
+def trunks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    return {
+        "wsd": write_trunk_sweep(root, "wsd", trunk_sd=0.01),
+        "isowsd": write_isoflop_trunk_sweep(root, "isowsd"),
+    }
+
+
+def test_fit_of_budget_records_says_it_resampled_trunks(trunks, capsys):
+    code, out, err = run_main(
+        capsys, "fit", trunks["wsd"], "--law", "chinchilla", "--bootstrap", "20"
+    )
+    assert code == 0, err
+    assert "chinchilla fit of 63 points" in out  # 7 trunks x 9 budgets, no trunk records
+    assert "bootstrap: 20 resamples of 7 trunks (the budgets of one trunk drawn together)" in out
+    assert "with 20 bootstrap resamples of 7 trunks" in err  # the progress line
+    assert "only 7 trunks" in err  # fewer than chinchilla's 10 points: said once
+    code, out, _ = run_main(
+        capsys, "fit", trunks["wsd"], "--law", "chinchilla", "--bootstrap", "20", "--json"
+    )
+    boot = json.loads(out)["bootstrap"]
+    assert boot == {"resamples": 20, "resampled": "trunks", "n_groups": 7}
+
+
+def test_frontier_approach2_groups_by_the_asked_budget(trunks, capsys):
+    code, out, err = run_main(capsys, "frontier", trunks["isowsd"], "--approach", "2")
+    assert code == 0, err
+    assert "grouped by the asked compute budget (flops_target)" in out
+    code, out, _ = run_main(capsys, "frontier", trunks["isowsd"], "--approach", "2", "--json")
+    result = json.loads(out)
+    assert result["grouping"] == "flops_target"
+    assert [p["flops"] for p in result["points"]] == list(ISOFLOP_BUDGETS)
+    assert [p["n_runs"] for p in result["points"]] == [7, 7, 7]
+
+
+def test_frontier_approach1_reads_decayed_points_or_warns_on_cosine(trunks, sweeps, capsys):
+    code, out, err = run_main(capsys, "frontier", trunks["wsd"], "--approach", "1")
+    assert code == 0, err
+    assert "decayed" in out and "warning" not in err
+    code, out, _ = run_main(capsys, "frontier", trunks["wsd"], "--approach", "1", "--json")
+    assert json.loads(out)["envelope"] == "final"
+    code, out, err = run_main(capsys, "frontier", sweeps["fixed"], "--approach", "1")
+    assert code == 0
+    (warning,) = [line for line in err.splitlines() if "warning" in line]
+    assert "cosine" in warning and "optim.schedule=wsd_s" in warning
+    code, out, err = run_main(
+        capsys, "frontier", sweeps["fixed"], "--approach", "1", "--envelope", "all"
+    )
+    assert code == 0 and "warning" not in err
+
+
+def test_trunk_col_maps_a_table_column(tmp_path, capsys):
+    rows = ["size,data,loss,lineage"]
+    for i, n in enumerate([1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7]):
+        for r in (5, 20, 80):
+            d = r * n
+            loss = TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
+            rows.append(f"{n},{d},{loss * (1 + 0.003 * (-1) ** i)},t{i}")
+    path = tmp_path / "budgets.csv"
+    path.write_text("\n".join(rows) + "\n")
+    args = ["fit", path, "--law", "saturating", "--params-col", "size", "--tokens-col", "data",
+            "--x", "tokens", "--bootstrap", "20"]  # fmt: skip
+    code, out, err = run_main(capsys, *args, "--trunk-col", "lineage")
+    assert code == 0, err
+    assert "bootstrap: 20 resamples of 6 trunks" in out
+    code, out, err = run_main(capsys, *args)
+    assert code == 0, err
+    assert "bootstrap: 20 resamples of 18 points" in out

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import LADDER, write_run, write_sweep
+from analysis_fixtures import (
+    LADDER,
+    write_isoflop_trunk_sweep,
+    write_run,
+    write_sweep,
+    write_trunk,
+    write_trunk_sweep,
+)
 
 from analysis.io import (
     DataError,
@@ -121,6 +130,132 @@ def test_mixed_corpora_warn(tmp_path):
     first.write_text(json.dumps(record))
     with pytest.warns(DataWarning, match="2 different corpora"):
         load_runs(sweep)
+
+
+# --------------------------------------------------------------------------------------
+# Multi-budget records: trunks, schedules, compute targets
+
+
+def test_budget_records_carry_their_trunk_and_the_trunk_record_is_skipped(tmp_path):
+    sweep = write_trunk_sweep(tmp_path, ladder=LADDER[:3], budgets_per_param=(1, 4, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the trunks' own records are skipped silently
+        df = load_runs(sweep)
+    summaries = read_summaries(sweep)
+    budget_records = {k: v for k, v in summaries.items() if v.get("role") != "trunk"}
+    assert len(summaries) == 12 and len(budget_records) == 9  # 3 trunks + 9 budgets
+    assert sorted(df["run"]) == sorted(budget_records)
+    assert df.attrs["excluded"] == []
+    for row in df.itertuples():
+        s = budget_records[row.run]
+        assert (row.schedule, row.trunk, row.budget_index) == (
+            "wsd_s", s["trunk_id"], s["budget_index"]
+        )
+        assert row.budgets == s["budgets"] and row.loss == s["final_val_loss"]
+        assert math.isnan(row.flops_target) and math.isnan(row.epochs)
+    assert df.groupby("trunk")["budget_index"].apply(sorted).tolist() == [[0, 1, 2]] * 3
+
+
+def test_records_without_the_new_fields_read_as_single_budget_cosine_runs(tmp_path):
+    df = load_runs(write_sweep(tmp_path, ladder=LADDER[:3]))
+    assert (df["schedule"] == "cosine").all()
+    assert (df["trunk"] == df["run"]).all()
+    assert (df["budget_index"] == 0).all()
+    for column in ("flops_target", "unique_tokens", "epochs"):
+        assert df[column].isna().all()
+    curves = load_curves(tmp_path / "demo")
+    assert curves["phase"].isna().all()
+    assert (curves["schedule"] == "cosine").all() and (curves["trunk"] == curves["run"]).all()
+
+
+def test_a_trunk_record_without_run_id_and_still_running_is_no_excluded_run(tmp_path):
+    sweep = write_trunk_sweep(tmp_path, ladder=LADDER[:1], budgets_per_param=(1, 4))
+    trunk = next(p for p in sweep.glob("*/summary.json") if "role" in p.read_text())
+    record = json.loads(trunk.read_text())
+    record.pop("run_id", None)
+    record["status"] = "running"
+    trunk.write_text(json.dumps(record))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = load_runs(sweep)
+        curves = load_curves(sweep)
+    assert len(df) == 2 and df.attrs["excluded"] == []
+    assert set(curves["run"]) == set(df["run"])
+
+
+def test_curves_keep_phase_and_trunk_and_end_at_the_decayed_loss(tmp_path):
+    sweep = tmp_path / "wsd"
+    dirs = write_trunk(sweep, "trunkA", n_layers=2, d_model=64, tokens=[2e5, 8e5, 3.2e6])
+    curves = load_curves(sweep)
+    for k, run_dir in enumerate(dirs):
+        lines = [json.loads(x) for x in open(run_dir / "metrics.jsonl")]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        mine = curves[curves["run"] == run_dir.name]
+        assert list(mine["phase"]) == [x["phase"] for x in lines]
+        assert set(mine["trunk"]) == {"trunkA"} and set(mine["budget_index"]) == {k}
+        assert set(mine["schedule"]) == {"wsd_s"}
+        assert mine["loss"].iloc[-1] == summary["final_val_loss"]
+        assert mine["phase"].iloc[-1] == "decay"
+    # WSD-S goes on from the earlier budgets' decayed weights: their decays are on the
+    # last budget's curve, so it holds decay rows before its own decay starts.
+    last = curves[curves["budget_index"] == 2]
+    assert (last["phase"] == "decay").sum() > 4
+
+
+def test_flops_target_unique_tokens_and_epochs(tmp_path):
+    sweep = write_isoflop_trunk_sweep(tmp_path)
+    df = load_runs(sweep)
+    summaries = read_summaries(sweep)
+    for row in df.itertuples():
+        assert row.flops_target == summaries[row.run]["flops_target"]
+        assert row.flops != row.flops_target  # whole steps: close, not equal
+        assert abs(row.flops / row.flops_target - 1) < 0.02
+    assert set(df["flops_target"]) == {3e13, 1e14, 3e14}
+    other = tmp_path / "dc"
+    (run_dir,) = write_trunk(other, "dc1", n_layers=2, d_model=64, tokens=[8e5],
+                             unique_tokens=2e5)  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (row,) = load_runs(other).itertuples()
+    assert row.unique_tokens == 2e5 and row.epochs == summary["tokens"] / 2e5
+    del summary["epochs"]  # derived when only the distinct tokens are recorded
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert load_runs(other)["epochs"].iloc[0] == summary["tokens"] / 2e5
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("schedule", "linear", r"field 'schedule' is 'linear'; expected one of cosine, wsd"),
+        ("budget_index", -1, r"field 'budget_index' is -1; expected an integer >= 0"),
+        ("budget_index", 1.5, r"field 'budget_index' is 1.5"),
+        ("trunk_id", 7, r"field 'trunk_id' is 7; expected a string"),
+        ("flops_target", "1e15", r"field 'flops_target' is '1e15'; expected a number"),
+    ],
+)
+def test_bad_training_fields_are_named(tmp_path, field, value, message):
+    sweep = tmp_path / "wsd"
+    (run_dir,) = write_trunk(sweep, "t", n_layers=2, d_model=64, tokens=[2e5],
+                             trunk_record=False)  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary[field] = value
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(DataError, match=message):
+        load_runs(sweep)
+
+
+def test_tables_may_carry_or_map_a_trunk_column(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss,traj\n1e6,2e7,3.0,a\n1e6,4e7,2.9,a\n2e6,4e7,2.8,b\n")
+    mapped = load_table(path, trunk_col="traj")
+    assert list(mapped["trunk"]) == ["a", "a", "b"]
+    assert list(load(path, trunk_col="traj")["trunk"]) == ["a", "a", "b"]
+    plain = load_table(path)
+    assert "trunk" not in plain.columns and "schedule" not in plain.columns
+    own = tmp_path / "own.csv"
+    own.write_text("params,tokens,loss,trunk\n1e6,2e7,3.0,x\n")
+    assert list(load(own)["trunk"]) == ["x"]
+    with pytest.raises(DataError, match=r"no column 'lineage' \(given as trunk_col\)"):
+        load_table(path, trunk_col="lineage")
 
 
 # --------------------------------------------------------------------------------------

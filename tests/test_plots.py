@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import matplotlib.colors
 import numpy as np
 import pytest
-from analysis_fixtures import FIXED_TOKENS, write_isoflop_sweep, write_sweep
+from analysis_fixtures import (
+    BUDGETS_PER_PARAM,
+    FIXED_TOKENS,
+    ISOFLOP_BUDGETS,
+    write_isoflop_sweep,
+    write_isoflop_trunk_sweep,
+    write_sweep,
+    write_trunk_sweep,
+)
 from matplotlib.collections import PolyCollection
 
 from analysis import plots
@@ -28,7 +38,8 @@ def demo(tmp_path_factory):
     """The usual size sweep: every size trained on 20 tokens per parameter."""
     sweep = write_sweep(tmp_path_factory.mktemp("results"), "demo")
     runs, curves = load_runs(sweep), load_curves(sweep)
-    fits = plots.compute_fits(runs, curves, bootstrap=40, seed=1)
+    with pytest.warns(DataWarning, match="cosine learning curves"):  # approach 1's envelope
+        fits = plots.compute_fits(runs, curves, bootstrap=40, seed=1)
     return runs, curves, fits
 
 
@@ -37,7 +48,8 @@ def fixed(tmp_path_factory):
     """Every size trained on the same tokens: overlapping curves, an approach-1 frontier."""
     sweep = write_sweep(tmp_path_factory.mktemp("results"), "fixed", fixed_tokens=FIXED_TOKENS)
     runs, curves = load_runs(sweep), load_curves(sweep)
-    fits = plots.compute_fits(runs, curves, bootstrap=40, seed=1)
+    with pytest.warns(DataWarning, match="cosine learning curves"):
+        fits = plots.compute_fits(runs, curves, bootstrap=40, seed=1)
     return runs, curves, fits
 
 
@@ -45,6 +57,16 @@ def fixed(tmp_path_factory):
 def isoflop(tmp_path_factory):
     runs = load_runs(write_isoflop_sweep(tmp_path_factory.mktemp("results")))
     return runs, plots.compute_fits(runs, None, bootstrap=20)
+
+
+@pytest.fixture(scope="module")
+def wsd(tmp_path_factory):
+    """One WSD-S trunk per size, each cut at nine budgets (1..256 tokens per parameter)."""
+    sweep = write_trunk_sweep(tmp_path_factory.mktemp("results"), "wsd", trunk_sd=0.01)
+    runs, curves = load_runs(sweep), load_curves(sweep)
+    with pytest.warns(DataWarning, match="only 7 trunks"):  # chinchilla has 5 parameters
+        fits = plots.compute_fits(runs, curves, bootstrap=20, seed=1)
+    return sweep, runs, curves, fits
 
 
 def legend_texts(ax) -> list[str]:
@@ -172,3 +194,67 @@ def test_epoch_points_use_a_colour_bar_and_give_isoflop_profiles():
     assert len(fig.axes) == 2  # the plot and its colour bar of model sizes
     assert "parameters" in fig.axes[1].get_ylabel()
     assert plots.isoflop_figure(data, fits) is not None
+
+
+def test_loss_vs_compute_marks_each_budget_in_its_size_colour(wsd):
+    sweep, _, curves, fits = wsd
+    assert fits.frontier1 is not None and fits.frontier1.envelope == "final"
+    ax = plots.loss_vs_compute_figure(curves, fits).axes[0]
+    summaries = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
+    records = [s for s in summaries if s.get("role") != "trunk"]
+    marked = {c.get_gid(): c for c in ax.collections if str(c.get_gid()).startswith("budget")}
+    k = len(BUDGETS_PER_PARAM)
+    assert sorted(marked) == sorted(f"budget {i}" for i in range(k))
+    # one marker shape per budget index
+    shapes = {tuple(np.round(c.get_paths()[0].vertices, 6).ravel()) for c in marked.values()}
+    assert len(shapes) == k
+    # each budget's collection holds the decayed ends of that budget, one per trunk
+    ends_by_colour = {}
+    for index in range(k):
+        collection = marked[f"budget {index}"]
+        mine = sorted((s["flops"], s["final_val_loss"], s["params_nonembed"])
+                      for s in records if s["budget_index"] == index)  # fmt: skip
+        offsets = sorted(map(tuple, collection.get_offsets()))
+        np.testing.assert_allclose(offsets, [m[:2] for m in mine], rtol=1e-12)
+        # ... in the colour of its size, which is the colour of the curve ending there
+        colours = collection.to_rgba(collection.get_array())  # as drawn
+        for (flops, _), colour in zip(collection.get_offsets(), colours, strict=True):
+            (line,) = [ln for ln in ax.get_lines()  # the run's curve, not the dotted mark
+                       if ln.get_linestyle() == "-" and ln.get_xdata()[-1] == flops]  # fmt: skip
+            assert matplotlib.colors.to_rgb(line.get_color()) == pytest.approx(colour[:3])
+            size = next(m[2] for m in mine if m[0] == flops)
+            ends_by_colour.setdefault(size, set()).add(tuple(np.round(colour[:3], 6)))
+    assert all(len(c) == 1 for c in ends_by_colour.values())  # one colour per size
+    assert len({next(iter(c)) for c in ends_by_colour.values()}) == len(ends_by_colour)
+    texts = legend_texts(ax)
+    assert [f"budget {i + 1}" for i in range(k)] == [t for t in texts if t.startswith("budget")]
+    assert "decayed end of budget" in texts
+    assert sum(t.startswith("N = ") for t in texts) == curves["params"].nunique()
+
+
+def test_final_points_of_budgets_are_marked_without_curves(wsd):
+    _, runs, _, _ = wsd
+    fits = plots.compute_fits(runs, None, bootstrap=0)
+    ax = plots.loss_vs_compute_figure(runs, fits).axes[0]
+    marked = [c for c in ax.collections if str(c.get_gid()).startswith("budget")]
+    assert sum(len(c.get_offsets()) for c in marked) == len(runs)
+    assert len(marked) == len(BUDGETS_PER_PARAM)
+
+
+def test_cosine_runs_get_no_budget_markers(fixed):
+    _, curves, fits = fixed
+    ax = plots.loss_vs_compute_figure(curves, fits).axes[0]
+    assert not [c for c in ax.collections if str(c.get_gid()).startswith("budget")]
+    assert not [t for t in legend_texts(ax) if t.startswith("budget")]
+
+
+def test_isoflop_profiles_of_trunks_group_by_the_asked_budget(tmp_path):
+    runs = load_runs(write_isoflop_trunk_sweep(tmp_path))
+    groups = plots.isoflop_groups(runs)
+    # every run is in the profile of the compute it was asked for
+    assert (groups["budget"] == groups["flops_target"]).all()
+    assert sorted(groups["budget"].unique()) == list(ISOFLOP_BUDGETS)
+    fits = plots.compute_fits(runs, None, bootstrap=0)
+    assert fits.frontier2 is not None and fits.frontier2.grouping == "flops_target"
+    ax = plots.isoflop_figure(runs, fits).axes[0]
+    assert sum("FLOP" in t for t in legend_texts(ax)) == len(ISOFLOP_BUDGETS)

@@ -57,7 +57,11 @@ def test_fits_frontier_and_backtest_sections(report):
     # Each fitted law comes with a parameter table carrying intervals.
     assert fits.count("| parameter | value |") == 4
     assert re.search(r"\| k \| [\d.]+ \| \[[\d.]+, [\d.]+\] \|", fits)
+    # How the bootstrap resampled: these records predate trunks, one run per trunk, so
+    # the chinchilla fit over the 14 runs drew points
+    assert "converged: yes; bootstrap: 20 resamples of 14 points" in fits
     frontier = table_rows(section(text, "Compute-optimal frontier"))
+    assert frontier[2][4] == "50 points; bootstrap of 14 points"
     assert [row[0] for row in frontier] == ["1", "2", "3"]
     assert re.fullmatch(r"[\d.]+", frontier[0][2])  # approach 1 has an exponent
     assert re.fullmatch(r"[\d.]+", frontier[2][2])  # and approach 3

@@ -1,5 +1,6 @@
 """The training loop: records, schedule, divergence, failure, and bit-for-bit resume."""
 
+import contextlib
 import json
 import math
 import os
@@ -77,6 +78,7 @@ def test_budget_and_rules_follow_the_config(resolved):
     cfg = resolved(
         "experiment=demo",
         "model.d_model=64",
+        "train.budgets=null",
         "optim.batch_tokens=null",
         "optim.batch_rule.base=8192",
         "optim.batch_rule.n_base=1e5",
@@ -238,3 +240,187 @@ def test_stop_whose_previous_handler_refuses_to_requeue_still_interrupts():
         assert signal.getsignal(signal.SIGUSR2) is refuses  # handed back
     finally:
         signal.signal(signal.SIGUSR2, before)
+
+
+# ---------------------------------------------------------------------------------------
+# Several budgets from one run (scaling/budgets.py): records, equivalences, extension
+
+WSD = ("optim.decay_frac=0.2", "optim.warmup_steps=4", "train.tokens=null")
+B3 = "train.budgets=[16384,32768,65536]"  # 16, 32 and 64 steps of 1024 tokens
+
+
+def budget_records(results_dir, cfg):
+    """The trunk's record and its budgets' records, by index."""
+    from scaling import budgets
+
+    ids = budgets.record_ids(cfg)
+    trunk = results.read_summary(results.run_dir(results_dir, "smoke", results.run_id(cfg)))
+    return trunk, [results.run_dir(results_dir, "smoke", rid) for rid in ids]
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "wsd_s"])
+def test_each_budget_is_a_record_of_its_own(resolved, tmp_path, schedule):
+    cfg, out = run_once(resolved, tmp_path, *WSD, B3, f"optim.schedule={schedule}")
+    train(cfg, out)
+    trunk, dirs = budget_records(tmp_path, cfg)
+    assert trunk["role"] == "trunk" and trunk["status"] == "completed"
+    # the cost: the largest budget, plus the earlier budgets' cooldowns (forks at 13 and
+    # 26 of 16 and 32 steps) for wsd
+    cooldowns = 3 + 6 if schedule == "wsd" else 0
+    assert trunk["steps_trained"] == 64 + cooldowns
+    for k, (d, steps) in enumerate(zip(dirs, (16, 32, 64), strict=True)):
+        s, rows = results.read_summary(d), results.read_metrics(d)
+        assert s["status"] == "completed" and s["schedule"] == schedule
+        assert (s["trunk_id"], s["budget_index"]) == (out.name, k)
+        assert s["tokens"] == steps * 1024 and s["step"] == steps
+        assert s["flops"] == pytest.approx(s["tokens"] * s["flops_per_token"])
+        # its curve ends decayed at its own budget, at the end of its decay window
+        assert rows[-1]["step"] == steps and rows[-1]["phase"] == "decay"
+        assert s["final_val_loss"] == rows[-1]["val_loss"]
+        assert s["decay"]["end_step"] == steps
+        period = steps - (steps // 2 if k and schedule == "wsd_s" else 0)
+        assert s["decay"]["start_step"] == steps - round(0.2 * period)
+        # the record's config is its identity, as for every run
+        assert results.run_id(yaml.safe_load((d / "config.yaml").read_text())) == d.name
+    # a forked cooldown's curve is the trunk up to its fork, then its own decay only
+    if schedule == "wsd":
+        rows = results.read_metrics(dirs[1])
+        assert {r["phase"] for r in rows if r["step"] <= 26} <= {"warmup", "stable"}
+        assert all(r["phase"] == "decay" for r in rows if r["step"] > 26)
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "wsd_s"])
+def test_a_budget_matches_a_one_budget_wsd_run_to_it(resolved, tmp_path, schedule):
+    # wsd: every cooldown forks from a trunk that never decayed, so budget k is exactly a
+    # plain WSD run to that budget; wsd_s: only the first budget is
+    cfg, out = run_once(resolved, tmp_path / "trunk", *WSD, B3, f"optim.schedule={schedule}")
+    train(cfg, out)
+    _, dirs = budget_records(tmp_path / "trunk", cfg)
+    k = 2 if schedule == "wsd" else 0
+    tokens = (16384, 32768, 65536)[k]
+    one_cfg, one_out = run_once(
+        resolved, tmp_path / "one", *WSD, f"train.tokens={tokens}", "optim.schedule=wsd"
+    )
+    one = train(one_cfg, one_out)
+    assert one["decay"] == results.read_summary(dirs[k])["decay"]
+    assert one["final_val_loss"] == results.read_summary(dirs[k])["final_val_loss"]  # bitwise
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "wsd_s"])
+def test_asking_for_a_larger_budget_continues_the_trunk(resolved, tmp_path, schedule):
+    two = "train.budgets=[16384,32768]"
+    cfg2, out = run_once(resolved, tmp_path / "ext", *WSD, two, f"optim.schedule={schedule}")
+    train(cfg2, out)
+    first = budget_records(tmp_path / "ext", cfg2)[0]["steps_trained"]
+    cfg3, out3 = run_once(resolved, tmp_path / "ext", *WSD, B3, f"optim.schedule={schedule}")
+    assert out3 == out  # the same trunk
+    train(cfg3, out3)
+    trunk, dirs = budget_records(tmp_path / "ext", cfg3)
+    # only the new budget was trained: from the trunk's stable state, not from scratch
+    new = trunk["steps_trained"] - first
+    assert new == (64 - 26 if schedule == "wsd" else 64 - 32)
+
+    ref_cfg, ref_out = run_once(resolved, tmp_path / "ref", *WSD, B3, f"optim.schedule={schedule}")
+    train(ref_cfg, ref_out)
+    _, ref_dirs = budget_records(tmp_path / "ref", ref_cfg)
+    for d, r in zip(dirs, ref_dirs, strict=True):
+        assert d.name == r.name
+        assert comparable(d) == comparable(r)
+
+
+def test_budgets_with_a_cosine_schedule_are_refused(resolved, tmp_path):
+    cfg, out = run_once(resolved, tmp_path, *WSD, B3, "optim.schedule=cosine")
+    with pytest.raises(ValueError, match="one budget per run"):
+        train(cfg, out)
+
+
+def test_compute_budget_sets_the_tokens(resolved, tmp_path):
+    cfg, out = run_once(resolved, tmp_path, "train.tokens=null", "train.flops=2e10")
+    s = train(cfg, out)
+    assert s["flops_target"] == 2e10
+    # whole steps, within half a step of the asked compute
+    per_step = s["optim"]["batch_tokens"] * s["flops_per_token"]
+    assert abs(s["flops"] - 2e10) <= per_step / 2
+    assert s["tokens"] == s["step"] * s["optim"]["batch_tokens"]
+
+
+def test_too_few_steps_is_skipped_with_a_message(tmp_path):
+    args = [*RESUME[:2], "train.tokens=null", "train.flops=1e9", "train.min_steps=50"]
+    out = subprocess.run(
+        [sys.executable, "-m", "scaling.main", *args, f"results_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "under train.min_steps=50: skipped" in out.stdout
+    assert not (tmp_path / "smoke").exists() or not any((tmp_path / "smoke").iterdir())
+
+
+# Resume through every phase: a forked-WSD trunk of three budgets (64, 128, 256 steps:
+# forks at 51, 102, 205) killed in the stable trunk, inside a cooldown, and just after a
+# budget's record, then relaunched, must write the same records as an uninterrupted one
+
+FORKED = [
+    *TINY, "optim.schedule=wsd", *WSD, "train.budgets=[65536,131072,262144]",
+    "train.ckpt_every=10", "train.threads=1", "train.n_evals=64",
+]
+
+
+def launch_forked(results_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "scaling.main", *FORKED, f"results_dir={results_dir}"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def all_records(results_dir) -> dict[str, list[dict]]:
+    runs = [d for d in (Path(results_dir) / "smoke").iterdir() if not d.name.startswith(".")]
+    return {d.name: comparable(d) for d in runs if results.read_summary(d)}
+
+
+def checkpoint_segment(results_dir) -> tuple[str, int] | None:
+    import torch
+
+    for ckpt in Path(results_dir).glob("smoke/*/checkpoint.pt"):
+        with contextlib.suppress(Exception):  # being replaced at this instant
+            state = torch.load(ckpt, weights_only=False)
+            return state["segment"], state["step"]
+    return None
+
+
+@pytest.fixture(scope="module")
+def forked_reference(tmp_path_factory):
+    ref = tmp_path_factory.mktemp("forked")
+    proc = launch_forked(ref)
+    assert proc.wait(timeout=600) == 0, proc.stdout.read().decode()
+    return all_records(ref)
+
+
+def _in_trunk(d):
+    seg = checkpoint_segment(d)
+    return seg is not None and seg[0].startswith("trunk") and seg[1] >= 20
+
+
+def _in_cooldown(d):
+    seg = checkpoint_segment(d)
+    return seg is not None and seg[0] == "branch:128"
+
+
+def _after_budget(d):
+    return any(
+        (s := results.read_summary(p)) and s.get("budget_index") == 1
+        for p in (Path(d) / "smoke").iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    )
+
+
+@pytest.mark.parametrize("where", [_in_trunk, _in_cooldown, _after_budget])
+def test_a_trunk_killed_in_any_phase_resumes_bit_for_bit(forked_reference, tmp_path, where):
+    proc = launch_forked(tmp_path)
+    wait_for(lambda: (tmp_path / "smoke").is_dir() and where(tmp_path), proc, timeout=300)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert len(all_records(tmp_path)) < len(forked_reference), "killed too late"
+
+    proc = launch_forked(tmp_path)
+    output = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == 0, output
+    assert all_records(tmp_path) == forked_reference
