@@ -328,6 +328,47 @@ def test_preempted_run_is_requeued_and_resumes_bit_for_bit(tmp_path, request):
     assert summary["final_val_loss"] == results.read_summary(ref)["final_val_loss"]
 
 
+# A forked-WSD trunk of the same length: three budgets of 160, 320 and 640 steps
+TRUNK = (
+    "experiment=smoke", "model.d_model=32", "train.tokens=null", "optim.schedule=wsd",
+    "train.budgets=[163840,327680,655360]",
+)
+
+
+def test_preempted_trunk_is_requeued_and_writes_the_same_budget_records(tmp_path, request):
+    reference = popen(*TRUNK, "train.threads=1", "results_dir=ref", cwd=tmp_path)
+    sweep = tmp_path / "slurm" / "smoke"
+    proc = popen("-m", *TRUNK, *SLURM, "results_dir=slurm", cwd=tmp_path)
+    request.addfinalizer(reference.kill)
+    try:
+        # preempted once its first budget is recorded: past a cooldown, back on the trunk
+        wait_for(lambda: sum(s is not None and s.get("budget_index") == 0
+                             for s in records(sweep).values()) == 1, proc)
+        subprocess.run(
+            ["sbatch", "--parsable", "-p", "high", "--exclusive", "-o", os.devnull]
+            + ["--wrap", "sleep 1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    trunk = next(s for s in records(sweep).values() if s and s.get("role") == "trunk")
+    assert trunk["status"] == "completed"
+    assert [b["status"] for b in trunk["budgets"]] == ["completed"] * 3
+    log = Path(trunk["launcher"]["stdout"]).read_text()
+    stops, resumes = stops_and_resumes(log)
+    assert len(stops) == 1 and resumes == stops
+
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    ref_sweep = tmp_path / "ref" / "smoke"
+    got = {d.name: comparable(d) for d, _ in results.iter_runs(sweep)}
+    assert got == {d.name: comparable(d) for d, _ in results.iter_runs(ref_sweep)}
+    assert len(got) == 4  # the trunk and its three budgets
+
+
 def test_run_cut_by_its_time_limit_is_requeued_until_it_completes(tmp_path):
     # SLURM's shortest time limit is a minute. slurmctld looks at running jobs every 30 s
     # and sends USR2 at the first look that finds at most signal_delay_s + 30 s left: here
