@@ -19,7 +19,7 @@ def options(group: str) -> list[str]:
 
 
 def sweep_values(cfg, key: str) -> list[int]:
-    return [int(v) for v in str(cfg.hydra.sweeper.params[key]).split(",")]
+    return [int(float(v)) for v in str(cfg.hydra.sweeper.params[key]).split(",")]
 
 
 @pytest.mark.parametrize(
@@ -67,10 +67,12 @@ def test_demo_spans_thirty_fold_with_compute_optimal_budgets(compose):
     sizes, span = size_span(cfg, vocab=257)
     assert len(sizes) >= 5 and span >= 30, sizes
     assert sizes == sorted(sizes)
-    # every size at every budget (a grid, so N and D can be told apart), and the grid
-    # crosses Chinchilla's compute-optimal ~20 tokens per parameter at three sizes
-    budgets = sweep_values(cfg, "train.tokens")
-    assert len(budgets) >= 3
+    # one WSD-S trunk per size gives every size every budget (a grid, so N and D can be
+    # told apart), and the grid crosses Chinchilla's compute-optimal ~20 tokens per
+    # parameter at three sizes
+    assert cfg.optim.schedule == "wsd_s" and "train.budgets" not in cfg.hydra.sweeper.params
+    budgets = list(cfg.train.budgets)
+    assert len(budgets) >= 4
     near_optimal = {n for n in sizes for d in budgets if 15 <= d / n <= 25}
     assert len(near_optimal) >= 3, [[round(d / n) for d in budgets] for n in sizes]
     # even the shortest run takes hundreds of steps: fewer leave the larger models
@@ -88,3 +90,14 @@ def test_ladder_is_a_realistic_gpu_ladder(compose):
     assert 5e6 <= min(totals) <= 2e7, totals
     assert 7e8 <= max(totals) <= 1.5e9, totals
     assert cfg.train.compile and cfg.data.tokenizer == "bpe"
+    # OLMo-core's ladder: WSD-S decays at 0.5 ... 8 x 20 tokens per parameter, Porian's rules
+    assert cfg.optim.schedule == "wsd_s" and cfg.optim.rules == "porian"
+    assert [b / 20 for b in cfg.train.budgets_per_param] == [0.5, 1, 2, 4, 8]
+
+
+@pytest.mark.parametrize("name", ["isoflop", "isoflop_demo"])
+def test_isoflop_sweeps_cross_compute_budgets_with_sizes(compose, name):
+    cfg = compose(f"experiment={name}", return_hydra_config=True)
+    flops = sweep_values(cfg, "train.flops")
+    assert len(flops) >= 3 and len(sweep_values(cfg, "model.d_model")) >= 5
+    assert flops == sorted(flops) and cfg.train.tokens is None and cfg.train.min_steps
