@@ -177,10 +177,6 @@ class FitResult:
         of a learning curve together), ``"trunks"`` (all budget records of a training
         trajectory together), ``"groups"`` (labels given to :func:`fit`) or a column
         name; None without a bootstrap.
-    wild
-        Whether the bootstrap was a wild cluster bootstrap: with fewer groups than the
-        law has points to pin, every point is kept and each group's residuals have
-        their sign flipped together at random, instead of drawing groups.
     n_groups
         How many of those there were to draw from (None without a bootstrap).
     x, y
@@ -207,7 +203,6 @@ class FitResult:
     target: str = ""
     resampled: str | None = None
     n_groups: int | None = None
-    wild: bool = False
     x: tuple[np.ndarray, ...] = field(default=(), repr=False)
     y: np.ndarray | None = field(default=None, repr=False)
 
@@ -260,7 +255,6 @@ class FitResult:
             boot = {
                 "resamples": int(len(self.bootstrap)),
                 "resampled": self.resampled,
-                "wild": self.wild,
                 "n_groups": None if self.n_groups is None else int(self.n_groups),
             }
         return {
@@ -281,7 +275,7 @@ class FitResult:
         ``"200 resamples of 12 trunks (the budgets of one trunk drawn together)"``."""
         if self.bootstrap is None or self.resampled is None:
             return ""
-        return describe(len(self.bootstrap), self.resampled, self.n_groups, wild=self.wild)
+        return describe(len(self.bootstrap), self.resampled, self.n_groups)
 
     def __str__(self) -> str:
         lines = [f"{self.formula()}   ({self.law}, n={self.n})"]
@@ -370,8 +364,7 @@ def _check_data(
 
 @dataclass(frozen=True)
 class _LogProblem:
-    """Data of a sum-of-powers fit in log space: ``logx`` is (K, n), ``logy`` is (n,), or
-    (S, n) for S problems on the same points with their own data (a wild bootstrap)."""
+    """Data of a sum-of-powers fit in log space: ``logx`` is (K, n), ``logy`` is (n,)."""
 
     logx: np.ndarray
     logy: np.ndarray
@@ -380,12 +373,6 @@ class _LogProblem:
     @property
     def k(self) -> int:
         return self.logx.shape[0]
-
-    def rows(self, idx: np.ndarray | slice) -> _LogProblem:
-        """The problem of rows ``idx`` of a batch (itself when the data are shared)."""
-        if self.logy.ndim == 1:
-            return self
-        return _LogProblem(self.logx, self.logy[idx], self.delta)
 
 
 # Rows of parameters evaluated per block: about 32k (row, point) pairs, so that the
@@ -398,14 +385,11 @@ def _objective(
     prob: _LogProblem, theta: np.ndarray, weights: np.ndarray, order: int = 2
 ) -> tuple[np.ndarray, ...]:
     """:func:`_objective_block` over row blocks of ``theta`` (see ``_BLOCK_ELEMENTS``)."""
-    rows = max(1, _BLOCK_ELEMENTS // prob.logy.shape[-1])
+    rows = max(1, _BLOCK_ELEMENTS // prob.logy.shape[0])
     if theta.shape[0] <= rows:
         return _objective_block(prob, theta, weights, order)
     parts = [
-        _objective_block(
-            prob.rows(slice(i, i + rows)), theta[i : i + rows],
-            _row(weights, slice(i, i + rows)), order,
-        )
+        _objective_block(prob, theta[i : i + rows], _row(weights, slice(i, i + rows)), order)
         for i in range(0, theta.shape[0], rows)
     ]
     return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
@@ -439,7 +423,7 @@ def _objective_block(
     """
     k, delta = prob.k, prob.delta
     e = theta[:, :1]
-    terms = [np.broadcast_to(e, (theta.shape[0], prob.logy.shape[-1]))]
+    terms = [np.broadcast_to(e, (theta.shape[0], prob.logy.shape[0]))]
     terms += [theta[:, 1 + j, None] - theta[:, 1 + k + j, None] * prob.logx[j] for j in range(k)]
     top = terms[0]
     for t in terms[1:]:
@@ -575,7 +559,7 @@ def _newton(
         damped = hi + (lam[idx, None] * scale[idx])[:, :, None] * eye
         step = _solve(damped, -gi)
         trial = theta[idx] + step
-        (f_trial,) = _objective(prob.rows(idx), trial, _row(weights, idx), order=0)
+        (f_trial,) = _objective(prob, trial, _row(weights, idx), order=0)
         # Gain ratio: actual decrease over the decrease the quadratic model predicted.
         predicted = -(
             np.einsum("sp,sp->s", gi, step) + 0.5 * np.einsum("sp,spq,sq->s", step, hi, step)
@@ -598,7 +582,7 @@ def _newton(
         lam[bad] *= 4.0
         if good.size:
             theta[good] = trial[ok]
-            fg, gg, hg, sg = _objective(prob.rows(good), theta[good], _row(weights, good))
+            fg, gg, hg, sg = _objective(prob, theta[good], _row(weights, good))
             f[good], g[good], hess[good], scale[good] = fg, gg, hg, sg
             converged[good] = np.abs(gg).max(axis=1) <= gtol[good]
         stalled = lam > 1e20
@@ -789,13 +773,6 @@ def fit(
         raise ValueError(f"delta must be > 0, got {delta}")
     xs, y_arr = _check_data(law, x, y, x_names, y_name)
     labels = group_labels(groups, len(y_arr))
-    # Drawing groups with replacement needs many groups: with fewer than the law has
-    # points to pin, most resamples lose sizes and the intervals mean little. The wild
-    # cluster bootstrap (Cameron, Gelbach & Miller 2008) is made for few clusters.
-    n_groups = None if labels is None else int(labels.max()) + 1
-    wild = (
-        isinstance(law, SumOfPowers) and n_groups is not None and n_groups < min_points(law)
-    )
     variables = tuple(x_names) if x_names is not None else ()
     target = y_name or ""
     if law.name == "power":
@@ -808,7 +785,6 @@ def fit(
             law, xs, y_arr, delta=delta, bootstrap=bootstrap, seed=seed, init=init,
             reduce=reduce, level=level, grid=grid, gtol=gtol, max_iter=max_iter,
             prescreen=prescreen, screen_iter=screen_iter, keep=keep, groups=labels,
-            wild=wild,
         )  # fmt: skip
     else:
         raise ValueError(f"no fitter for law {law.name!r}")
@@ -817,11 +793,8 @@ def fit(
     if bootstrap > 0:
         result.n_groups = len(y_arr) if labels is None else int(labels.max()) + 1
         result.resampled = "points" if labels is None else (group_kind or "groups")
-        result.wild = wild
-        how = "flipping the residuals of" if wild else "resampling"
-        result.message += f", {how} {result.n_groups} {kind_text(result.resampled)}"
-        if not wild:
-            _warn_few_groups(law, result)
+        result.message += f", resampling {result.n_groups} {kind_text(result.resampled)}"
+        _warn_few_groups(law, result)
     return result
 
 
@@ -871,7 +844,6 @@ def _fit_sum_of_powers(
     screen_iter: int,
     keep: int,
     groups: np.ndarray | None = None,
-    wild: bool = False,
 ) -> FitResult:
     n = len(y)
     # The optimiser works with log x centred on the data: a_j - alpha_j log x_j is then
@@ -933,22 +905,13 @@ def _fit_sum_of_powers(
         # not one that is far worse.
         rivals = order[f_rank[order] <= 1.25 * f_rank[order[0]]]
         seeds = state.theta[_distinct_rows(state.theta, rivals, count=3)]
+        counts = resample_counts(n, bootstrap, seed, groups)
+        boot_w = counts * weights  # same reduction as the full fit
         n_seed = len(seeds)
         theta0 = np.repeat(seeds[None], bootstrap, axis=0).reshape(-1, len(theta))
-        boot_prob = prob
-        if wild:
-            # Wild cluster bootstrap: every point stays, and each group's residuals from
-            # the fit have their sign flipped together (Rademacher weights), so a
-            # resample keeps every size however few groups there are
-            signs = np.random.default_rng(seed).choice([-1.0, 1.0], (bootstrap, groups.max() + 1))
-            logy_boot = (np.log(y) - residuals)[None] + signs[:, groups] * residuals[None]
-            boot_prob = _LogProblem(prob.logx, np.repeat(logy_boot, n_seed, axis=0), prob.delta)
-            boot_w = np.broadcast_to(weights, (bootstrap, n)).copy()
-        else:
-            boot_w = resample_counts(n, bootstrap, seed, groups) * weights  # as the full fit
         w_rep = np.repeat(boot_w, n_seed, axis=0)
         tol_rep = gtol * w_rep.sum(axis=1)
-        boot = _newton(boot_prob, theta0, w_rep, tol_rep, max_iter=max_iter)
+        boot = _newton(prob, theta0, w_rep, tol_rep, max_iter=max_iter)
         f_boot = np.where(np.isfinite(boot.f), boot.f, np.inf).reshape(bootstrap, n_seed)
         conv = boot.converged.reshape(bootstrap, n_seed)
         f_min = f_boot.min(axis=1, keepdims=True)

@@ -104,13 +104,8 @@ def bootstrap_groups(df: pd.DataFrame) -> tuple[np.ndarray | None, str]:
     return None, "points"
 
 
-def describe(n_boot: int, kind: str | None, n_groups: int | None, wild: bool = False) -> str:
+def describe(n_boot: int, kind: str | None, n_groups: int | None) -> str:
     """E.g. ``"200 resamples of 12 trunks (the budgets of one trunk drawn together)"``."""
-    if wild:
-        return (
-            f"{n_boot} wild resamples over {n_groups} {kind_text(kind)} (too few to draw: "
-            "every point kept, each group's residuals flipped in sign together)"
-        )
     text = f"{n_boot} resamples of {n_groups} {kind_text(kind)}"
     why = _WHY.get(str(kind))
     return f"{text} ({why})" if why else text
