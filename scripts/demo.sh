@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: train five model sizes, each at three token budgets, on the embedded corpus,
-# then fit and plot them.
+# The demo: train six model sizes, each once with a WSD-S schedule that yields five
+# token budgets, on the embedded corpus, then fit and plot them.
 # Sets up .venv when needed. Relaunching skips finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,8 @@ fi
 analyze=.venv/bin/scaling-analyze
 $analyze fit results/demo --law power --x params --y flops
 $analyze fit results/demo --law chinchilla
-$analyze frontier results/demo --approach 3   # from the Chinchilla fit (approach 2 needs IsoFLOP sweeps)
-$analyze backtest results/demo --law chinchilla --k 3   # predict the 3 largest-compute runs
+$analyze frontier results/demo --approach 3   # from the Chinchilla fit (approach 2: experiment=isoflop_demo)
+$analyze frontier results/demo --approach 1   # the envelope of the budgets' decayed ends
+$analyze backtest results/demo --law chinchilla --k 6   # predict the 6 largest-compute budgets
 $analyze plot results/demo --out results/demo/plots
 $analyze report results/demo
