@@ -52,7 +52,13 @@ def test_stated_is_the_adamw_yaml_formulas(resolved):
 
 
 def test_stated_ladder_batch_grows_with_n_and_is_clamped(resolved):
-    optim = resolved("experiment=ladder")["optim"]
+    # the stated rules at the scale of a GPU ladder: batch ~ N^(1/3), lr ~ 1/sqrt(width)
+    optim = resolved(
+        "experiment=ladder", "optim.rules=stated", "optim.batch_rule.base=262144",
+        "optim.batch_rule.n_base=1e7", "optim.batch_rule.exponent=0.333",
+        "optim.batch_rule.min=131072", "optim.batch_rule.max=2097152",
+        "optim.lr_rule.d_base=256", "optim.lr_rule.exponent=0.5",
+    )["optim"]
     multiple = 16 * 2048 * 2  # micro_batch * context * world
     for n in [1e6, 1e7, 3e8, 1e9, 1e12]:
         r = rules_for(optim, n=n, d_model=512, multiple=multiple)
