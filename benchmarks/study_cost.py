@@ -23,9 +23,9 @@ plan, measures wall time, and fits Chinchilla's law ``L = E + A/N^a + B/D^b``
 records, reporting the compute-optimal exponent a = beta/(alpha+beta) of
 ``N_opt ~ C^a`` with its 95 % bootstrap interval (``analysis.optimal.approach3``, as
 ``scaling-analyze frontier --approach 3``). A trunk's budgets share its noise, so its
-records are resampled together (with 5 trunks or fewer: a wild bootstrap), which widens
-the trunks' intervals against the cosine runs'; read "fits no worse" as: each
-schedule's a lies inside the cosine interval and its interval is of similar width.
+records are resampled together (whole trunks), which widens the trunks' intervals
+against the cosine runs'; read "fits no worse" as: each schedule's a lies inside the
+cosine interval and its interval is of similar width.
 
     python benchmarks/study_cost.py                     # analytic, seconds, no training
     python benchmarks/study_cost.py --sizes 16,32,64 --budgets-per-param 5,10,20,40
