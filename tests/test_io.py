@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -24,13 +22,10 @@ from analysis_fixtures import (
 from analysis.io import (
     DataError,
     DataWarning,
-    OptionalDependencyError,
     load,
     load_curves,
     load_runs,
     load_table,
-    load_tensorboard,
-    load_trainer_state,
     require,
 )
 
@@ -403,112 +398,6 @@ def test_unknown_format_and_missing_path(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load(tmp_path / "nope.csv")
     with pytest.raises(DataError, match="no summary.json"):
-        load(tmp_path)
-
-
-# --------------------------------------------------------------------------------------
-# Hugging Face trainer state
-
-
-def trainer_state(with_tokens: bool = True, with_eval: bool = True) -> dict:
-    history = []
-    for step in (100, 200, 300):
-        train = {"epoch": step / 300, "loss": 4.0 - step / 200, "learning_rate": 1e-4, "step": step}
-        if with_tokens:
-            train["num_input_tokens_seen"] = step * 1024
-        history.append(train)
-        if with_eval:
-            history.append({"epoch": step / 300, "eval_loss": 4.1 - step / 200, "step": step})
-    history.append({"step": 300, "train_runtime": 12.0, "total_flos": 1e15})
-    return {"global_step": 300, "max_steps": 300, "log_history": history}
-
-
-def test_trainer_state_curve(tmp_path):
-    path = tmp_path / "my-run" / "trainer_state.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps(trainer_state()))
-    df = load(path, kind="curves", n_params=1e6)
-    assert list(df["step"]) == [100, 200, 300]
-    assert np.allclose(df["loss"], [4.1 - s / 200 for s in (100, 200, 300)])
-    assert np.allclose(df["train_loss"], [4.0 - s / 200 for s in (100, 200, 300)])
-    assert list(df["tokens"]) == [102400, 204800, 307200]
-    assert np.allclose(df["flops"], 6 * 1e6 * df["tokens"])
-    assert set(df["run"]) == {"my-run"}
-    final = load(path.parent, kind="runs", n_params=1e6)  # a directory holding it works too
-    assert len(final) == 1 and final["step"].iloc[0] == 300
-
-
-def test_trainer_state_tokens_per_step_and_train_loss_fallback(tmp_path):
-    path = tmp_path / "trainer_state.json"
-    path.write_text(json.dumps(trainer_state(with_tokens=False, with_eval=False)))
-    with pytest.warns(DataWarning, match="training loss"):
-        df = load_trainer_state(path, tokens_per_step=512)
-    assert list(df["tokens"]) == [100 * 512, 200 * 512, 300 * 512]
-    assert np.allclose(df["loss"], [4.0 - s / 200 for s in (100, 200, 300)])
-    assert df["params"].isna().all()
-
-
-def test_trainer_state_without_log_history(tmp_path):
-    path = tmp_path / "trainer_state.json"
-    path.write_text('{"global_step": 3}')
-    with pytest.raises(DataError, match="log_history"):
-        load(path)
-
-
-# --------------------------------------------------------------------------------------
-# TensorBoard
-
-
-def write_tensorboard(root: Path) -> None:
-    """Run "a" in the current tensor form, run "b" in the older simple_value form."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.summary import Writer
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-    writer = Writer(str(root / "a"))
-    for step in (10, 20, 30):
-        writer.add_scalar("eval/loss", 5.0 - step / 10, step=step)
-        writer.add_scalar("train/loss", 5.5 - step / 10, step=step)
-        writer.add_scalar("train/num_input_tokens_seen", step * 2048, step=step)
-    writer.close()
-    legacy = EventFileWriter(str(root / "b"))
-    for step in (10, 20):
-        value = Summary.Value(tag="val_loss", simple_value=4.0 - step / 10)
-        legacy.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=[value])))
-    legacy.close()
-
-
-def test_tensorboard_event_files(tmp_path):
-    pytest.importorskip("tensorboard")
-    write_tensorboard(tmp_path)
-    df = load(tmp_path, kind="curves", n_params=1e5, tokens_per_step=100)
-    a, b = df[df["run"] == "a"], df[df["run"] == "b"]
-    assert list(a["step"]) == [10, 20, 30]
-    assert np.allclose(a["loss"], [4.0, 3.0, 2.0])
-    assert np.allclose(a["train_loss"], [4.5, 3.5, 2.5])
-    assert list(a["tokens"]) == [20480, 40960, 61440]  # from the tag
-    assert np.allclose(b["loss"], [3.0, 2.0])
-    assert list(b["tokens"]) == [1000, 2000]  # from tokens_per_step
-    assert np.allclose(df["flops"], 6 * 1e5 * df["tokens"])
-    runs = load(tmp_path, n_params=1e5, tokens_per_step=100)
-    assert sorted(runs["run"]) == ["a", "b"] and len(runs) == 2
-
-
-def test_tensorboard_missing_loss_tag_lists_tags(tmp_path):
-    pytest.importorskip("tensorboard")
-    write_tensorboard(tmp_path)
-    with pytest.raises(DataError, match=r"no tag 'loss/eval'.*eval/loss"):
-        load_tensorboard(tmp_path / "a", loss_col="loss/eval")
-
-
-def test_tensorboard_missing_package_says_how_to_install(tmp_path, monkeypatch):
-    for name in list(sys.modules):
-        if name == "tensorboard" or name.startswith("tensorboard."):
-            monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "tensorboard", None)
-    (tmp_path / "events.out.tfevents.1.host").write_bytes(b"")
-    with pytest.raises(OptionalDependencyError, match=r"pip install 'scaling-lab\[tensorboard\]'"):
         load(tmp_path)
 
 

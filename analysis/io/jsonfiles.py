@@ -1,0 +1,75 @@
+"""Reading JSON and JSON Lines files, with errors that name the file, line and field."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from analysis.io.errors import DataError, DataWarning
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path}, line {err.lineno} column {err.colno}: invalid JSON ({err.msg})"
+        ) from None
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON Lines file.
+
+    A last line that does not parse and has no newline is a write cut short (a run
+    killed mid-append): it is skipped with a warning rather than failing the whole file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines) and not text.endswith("\n"):
+                warnings.warn(
+                    f"{path}, line {number}: incomplete last line skipped",
+                    DataWarning,
+                    stacklevel=3,
+                )
+                continue
+            raise DataError(
+                f"{path}, line {number}: invalid JSON ({err.msg} at column {err.colno}); "
+                "expected one JSON object per line"
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}, line {number}: expected a JSON object, got {type(record).__name__}"
+            )
+        records.append((number, record))
+    return records
+
+
+def _number(value: Any, path: Path, field: str, line: int | None = None) -> float:
+    """``value`` as a float, or a DataError naming the file, line and field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        where = f"{path}, line {line}" if line is not None else str(path)
+        got = "missing" if value is None else f"{value!r}"
+        raise DataError(f"{where}: field {field!r} is {got}; expected a number")
+    if math.isnan(value):
+        where = f"{path}, line {line}" if line is not None else str(path)
+        raise DataError(f"{where}: field {field!r} is NaN; expected a number")
+    return float(value)
