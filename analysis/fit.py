@@ -40,26 +40,37 @@ otherwise (:func:`analysis.resample.bootstrap_groups`); :func:`fit` takes the gr
 labels as ``groups``.
 A resample is drawn as counts per group and spread onto the group's points as weights,
 so it costs no more than resampling points.
+
+Every result says whether the data identify it (:attr:`FitResult.identified`, with the
+reasons in :attr:`FitResult.identification`; see :func:`analysis.result.identify`).
+The result object lives in :mod:`analysis.result`, the batched objective and Newton
+method in :mod:`analysis.newton`, the least-squares line of ``power`` in
+:mod:`analysis.power`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from analysis.laws import Law, SumOfPowers, get_law
-from analysis.resample import bootstrap_groups, describe, group_labels, kind_text, resample_counts
+from analysis.newton import LogProblem, newton, objective
+from analysis.power import LogLogLine, _fit_power, loglog_line, percentile_intervals
+from analysis.resample import bootstrap_groups, group_labels, kind_text, resample_counts
+from analysis.result import FitResult, identify
 
 if TYPE_CHECKING:  # pandas is only needed by fit_frame's callers
     import pandas as pd
 
+
 __all__ = [
+    "DEFAULT_BOOTSTRAP",
     "FitResult",
     "LogLogLine",
+    "default_bootstrap",
     "default_grid",
     "fit",
     "fit_frame",
@@ -67,6 +78,16 @@ __all__ = [
     "loglog_line",
     "min_points",
 ]
+
+# The fitter's internals under the names they had when they lived here.
+_LogProblem = LogProblem
+_objective = objective
+_newton = newton
+
+#: Bootstrap resamples of a saturating or chinchilla fit when none are asked for (the
+#: command line's default too): enough for stable 95 % percentile intervals (the 2.5 %
+#: tail holds 5 samples) while keeping a chinchilla fit to seconds.
+DEFAULT_BOOTSTRAP = 200
 
 # A fit needs some residual degrees of freedom to mean anything: with as many points
 # as parameters any curve of the form passes through them exactly and the intervals are
@@ -95,6 +116,13 @@ def min_points(law: str | Law) -> int:
     return _MIN_POINTS_PER_PARAM * len(get_law(law).param_names)
 
 
+def default_bootstrap(law: str | Law) -> int:
+    """Resamples :func:`fit_frame` draws unless told: none for ``power`` (its Student-t
+    intervals are exact for a straight line in log-log with normal errors),
+    :data:`DEFAULT_BOOTSTRAP` for the others."""
+    return 0 if get_law(law).name == "power" else DEFAULT_BOOTSTRAP
+
+
 def internal_names(law: Law) -> tuple[str, ...]:
     """Names of the fitter's internal coordinates: logs of the coefficients, then exponents.
 
@@ -120,180 +148,6 @@ def default_grid(law: str | Law) -> dict[str, np.ndarray]:
         axes += [_CHINCHILLA_GRID["alpha"]] * k
         return dict(zip(names, (a.copy() for a in axes), strict=True))
     raise ValueError(f"law {law.name!r} is fitted in closed form and has no grid")
-
-
-# --------------------------------------------------------------------------------------
-# Result object
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class FitResult:
-    """The outcome of :func:`fit`, in the spirit of ``scipy.optimize.OptimizeResult``.
-
-    Attributes
-    ----------
-    law
-        Name of the fitted law.
-    params
-        Best-fit parameters, keyed by the law's ``param_names``.
-    intervals
-        ``{name: (lo, hi)}`` at ``level``: percentile bootstrap intervals of the
-        parameters and of ``derived`` quantities when ``bootstrap > 0``; for ``power``
-        Student-t intervals when there is no bootstrap; otherwise empty.
-    objective
-        The minimised objective (Huber loss of log residuals, summed or averaged; for
-        ``power`` the sum or mean of squared log residuals).
-    converged
-        True when the largest gradient component per unit weight is below ``gtol``.
-    residuals
-        ``log(y) - log(prediction)``, one per point.
-    n
-        Number of points fitted.
-    derived
-        Quantities computed from the parameters. Chinchilla: ``a = beta/(alpha+beta)``
-        and ``b = alpha/(alpha+beta)``, the exponents of ``N_opt ∝ C^a`` and
-        ``D_opt ∝ C^b``.
-    bootstrap
-        ``(n_boot, n_params)`` parameter samples in ``param_names`` order, or None.
-    message
-        What the optimiser reports.
-    level
-        Confidence level of ``intervals`` and the default of :meth:`predict_band`.
-    interval_kind
-        ``"bootstrap"``, ``"t"`` or ``"none"``.
-    nit
-        Newton iterations taken by the best start.
-    grad_norm
-        Largest gradient component of the objective at the optimum.
-    n_starts
-        Number of starting points.
-    boot_converged
-        Fraction of bootstrap refits that converged (None without a bootstrap).
-    variables, target
-        Symbols used in :meth:`formula` (column names when fitted from a table).
-    resampled
-        What the bootstrap drew with replacement: ``"points"``, ``"runs"`` (all points
-        of a learning curve together), ``"trunks"`` (all budget records of a training
-        trajectory together), ``"groups"`` (labels given to :func:`fit`) or a column
-        name; None without a bootstrap.
-    n_groups
-        How many of those there were to draw from (None without a bootstrap).
-    x, y
-        The fitted data.
-    """
-
-    law: str
-    params: dict[str, float]
-    intervals: dict[str, tuple[float, float]]
-    objective: float
-    converged: bool
-    residuals: np.ndarray
-    n: int
-    derived: dict[str, float]
-    bootstrap: np.ndarray | None
-    message: str
-    level: float = 0.95
-    interval_kind: str = "none"
-    nit: int = 0
-    grad_norm: float = 0.0
-    n_starts: int = 1
-    boot_converged: float | None = None
-    variables: tuple[str, ...] = ()
-    target: str = ""
-    resampled: str | None = None
-    n_groups: int | None = None
-    x: tuple[np.ndarray, ...] = field(default=(), repr=False)
-    y: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def law_form(self) -> Law:
-        """The :class:`~analysis.laws.Law` object behind :attr:`law`."""
-        return get_law(self.law)
-
-    def predict(self, *x: np.ndarray) -> np.ndarray:
-        """The fitted law at ``x`` (one array, or ``N, D`` for chinchilla)."""
-        return self.law_form.predict(self.params, *x)
-
-    def predict_band(
-        self, *x: np.ndarray, level: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise percentile band of the prediction over the bootstrap samples.
-
-        Raises
-        ------
-        ValueError
-            When the fit was made without ``bootstrap``.
-        """
-        if self.bootstrap is None or len(self.bootstrap) == 0:
-            raise ValueError("no bootstrap samples: refit with bootstrap=N to get a band")
-        level = self.level if level is None else level
-        xs = [np.asarray(v, dtype=float) for v in x]
-        ndim = max([v.ndim for v in xs] + [0])
-        # Parameters as (n_boot, 1, ..., 1) columns so that the law broadcasts over x.
-        shape = (-1,) + (1,) * ndim
-        samples = {
-            name: self.bootstrap[:, i].reshape(shape)
-            for i, name in enumerate(self.law_form.param_names)
-        }
-        preds = self.law_form.predict(samples, *xs)
-        tail = 100 * (1 - level) / 2
-        lo, hi = np.nanpercentile(preds, [tail, 100 - tail], axis=0)
-        return lo, hi
-
-    def formula(self) -> str:
-        """The fitted law with its numbers, e.g. ``L = 1.82 + 482/N^0.348 + 2085/D^0.366``."""
-        return self.law_form.formula(
-            self.params, variables=self.variables or None, target=self.target or None
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: law, n, params, intervals, objective, converged, derived,
-        and ``bootstrap``: ``{"resamples", "resampled", "n_groups"}`` or None."""
-        boot = None
-        if self.bootstrap is not None:
-            boot = {
-                "resamples": int(len(self.bootstrap)),
-                "resampled": self.resampled,
-                "n_groups": None if self.n_groups is None else int(self.n_groups),
-            }
-        return {
-            "law": self.law,
-            "n": int(self.n),
-            "params": {k: _json_float(v) for k, v in self.params.items()},
-            "intervals": {
-                k: [_json_float(lo), _json_float(hi)] for k, (lo, hi) in self.intervals.items()
-            },
-            "objective": _json_float(self.objective),
-            "converged": bool(self.converged),
-            "derived": {k: _json_float(v) for k, v in self.derived.items()},
-            "bootstrap": boot,
-        }
-
-    def resampling(self) -> str:
-        """How the bootstrap resampled, in words (empty without a bootstrap), e.g.
-        ``"200 resamples of 12 trunks (the budgets of one trunk drawn together)"``."""
-        if self.bootstrap is None or self.resampled is None:
-            return ""
-        return describe(len(self.bootstrap), self.resampled, self.n_groups)
-
-    def __str__(self) -> str:
-        lines = [f"{self.formula()}   ({self.law}, n={self.n})"]
-        for name, value in {**self.params, **self.derived}.items():
-            text = f"  {name:>6} = {value:.6g}"
-            if name in self.intervals:
-                lo, hi = self.intervals[name]
-                text += f"   [{lo:.6g}, {hi:.6g}] ({self.interval_kind}, {self.level:.0%})"
-            lines.append(text)
-        lines.append(f"  objective = {self.objective:.6g}, converged = {self.converged}")
-        lines.append(f"  {self.message}")
-        return "\n".join(lines)
-
-
-def _json_float(value: float) -> float | None:
-    """A plain float, or None for NaN/inf (which strict JSON cannot hold)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------------------
@@ -355,247 +209,6 @@ def _check_data(
             f"(twice its {len(law.param_names)} parameters)"
         )
     return x_arrs, y_arr
-
-
-# --------------------------------------------------------------------------------------
-# The batched objective and its derivatives
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _LogProblem:
-    """Data of a sum-of-powers fit in log space: ``logx`` is (K, n), ``logy`` is (n,)."""
-
-    logx: np.ndarray
-    logy: np.ndarray
-    delta: float
-
-    @property
-    def k(self) -> int:
-        return self.logx.shape[0]
-
-
-# Rows of parameters evaluated per block: about 32k (row, point) pairs, so that the
-# block's temporaries stay in the CPU cache. Evaluating thousands of starts as one
-# (S, n) block is 2-3x slower, limited by memory traffic rather than arithmetic.
-_BLOCK_ELEMENTS = 32_768
-
-
-def _objective(
-    prob: _LogProblem, theta: np.ndarray, weights: np.ndarray, order: int = 2
-) -> tuple[np.ndarray, ...]:
-    """:func:`_objective_block` over row blocks of ``theta`` (see ``_BLOCK_ELEMENTS``)."""
-    rows = max(1, _BLOCK_ELEMENTS // prob.logy.shape[0])
-    if theta.shape[0] <= rows:
-        return _objective_block(prob, theta, weights, order)
-    parts = [
-        _objective_block(prob, theta[i : i + rows], _row(weights, slice(i, i + rows)), order)
-        for i in range(0, theta.shape[0], rows)
-    ]
-    return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
-
-
-def _objective_block(
-    prob: _LogProblem, theta: np.ndarray, weights: np.ndarray, order: int = 2
-) -> tuple[np.ndarray, ...]:
-    """Huber objective of S parameter vectors at once, with its derivatives.
-
-    Parameters
-    ----------
-    theta
-        (S, P) internal parameters ``(e, a_1..a_K, alpha_1..alpha_K)``.
-    weights
-        (n,) shared or (S, n) per-row weights of the points (bootstrap counts).
-    order
-        0: objective only; 1: and gradient; 2: and Hessian and parameter scales.
-
-    Returns
-    -------
-    f (S,); then g (S, P); then H (S, P, P) and the Gauss-Newton diagonal (S, P).
-
-    Notes
-    -----
-    Term j of the log-sum-exp is ``t_0 = e`` or ``t_j = a_j - alpha_j X_j`` (with
-    ``X_j = log x_j``), and ``s = LSE(t)``. Its gradient is ``∂s/∂e = w_0``,
-    ``∂s/∂a_j = w_j``, ``∂s/∂alpha_j = -w_j X_j``, with ``w = softmax(t)``. Each
-    quantity is kept as one contiguous (S, n) array per term, and sums over points are
-    matrix-vector products, which is several times faster than (S, K+1, n) stacks.
-    """
-    k, delta = prob.k, prob.delta
-    e = theta[:, :1]
-    terms = [np.broadcast_to(e, (theta.shape[0], prob.logy.shape[0]))]
-    terms += [theta[:, 1 + j, None] - theta[:, 1 + k + j, None] * prob.logx[j] for j in range(k)]
-    top = terms[0]
-    for t in terms[1:]:
-        top = np.maximum(top, t)
-    # Shifted by the max, so no overflow. Terms more than e^-40 below the largest change
-    # nothing in double precision; clipping them there keeps exp and the products below
-    # out of subnormal numbers, which are many times slower to compute with.
-    expd = [np.exp(np.maximum(t - top, -40.0)) for t in terms]
-    total = expd[0] + expd[1] if k else expd[0]
-    for ex in expd[2:]:
-        total += ex
-    r = top + np.log(total) - prob.logy  # log ŷ - log y
-    absr = np.abs(r)
-    quad = absr <= delta
-    huber = np.where(quad, 0.5 * r * r, delta * (absr - 0.5 * delta))
-    f = (huber * weights).sum(axis=-1)
-    if order == 0:
-        return (f,)
-
-    inv = 1.0 / total
-    w = [ex * inv for ex in expd]  # softmax weights of the terms, (S, n) each
-    dh = np.clip(r, -delta, delta) * weights  # Huber derivative times weight
-    p_count = theta.shape[1]
-    g = np.empty((theta.shape[0], p_count))
-    dhw = [dh * wj for wj in w]
-    for j in range(k + 1):
-        g[:, j] = dhw[j].sum(axis=-1)
-    for j in range(1, k + 1):
-        g[:, k + j] = -(dhw[j] @ prob.logx[j - 1])
-    if order == 1:
-        return f, g
-
-    # Hessian of Σ c h(r(θ)):  Σ c [h''(r) ∇s∇sᵀ + h'(r) ∇²s], where for a log-sum-exp
-    # of terms linear in θ,  ∇²s = Σ_j w_j ∇t_j∇t_jᵀ - ∇s∇sᵀ.  So
-    #   H = Σ c (h'' - h') ∇s∇sᵀ  +  Σ_j Σ c h' w_j ∇t_j∇t_jᵀ.
-    # Every entry is a sum over points of w_i w_j (or w_j) times 1, X_i, X_j or X_i X_j.
-    q = quad * weights - dh
-    hess = np.zeros((theta.shape[0], p_count, p_count))
-    logx = [None, *prob.logx]  # logx[j] belongs to term j (term 0 has none)
-
-    def coef(j: int) -> int:  # index of the log-coefficient of term j
-        return j
-
-    def expo(j: int) -> int:  # index of the exponent of term j >= 1
-        return k + j
-
-    for i in range(k + 1):
-        for j in range(i, k + 1):
-            qw = q * w[i] * w[j]
-            # ∇s_p∇s_q restricted to terms (i, j): coefficients give 1, exponents -X.
-            hess[:, coef(i), coef(j)] += qw.sum(axis=-1)
-            if j >= 1:
-                hess[:, coef(i), expo(j)] -= qw @ logx[j]
-            if i >= 1:
-                hess[:, expo(i), coef(j)] -= qw @ logx[i]
-            if i >= 1 and j >= 1:
-                hess[:, expo(i), expo(j)] += qw @ (logx[i] * logx[j])
-            if i != j:  # the (j, i) block is the transpose of (i, j)
-                hess[:, coef(j), coef(i)] = hess[:, coef(i), coef(j)]
-                if j >= 1:
-                    hess[:, expo(j), coef(i)] = hess[:, coef(i), expo(j)]
-                if i >= 1:
-                    hess[:, coef(j), expo(i)] = hess[:, expo(i), coef(j)]
-                if i >= 1 and j >= 1:
-                    hess[:, expo(j), expo(i)] = hess[:, expo(i), expo(j)]
-    # The log-sum-exp curvature, Σ c h' w_j ∇t_j∇t_jᵀ with ∇t_j = e_coef(j) - X_j e_expo(j).
-    hess[:, 0, 0] += dhw[0].sum(axis=-1)
-    for j in range(1, k + 1):
-        s1 = dhw[j] @ logx[j]
-        hess[:, coef(j), coef(j)] += g[:, j]
-        hess[:, coef(j), expo(j)] -= s1
-        hess[:, expo(j), coef(j)] -= s1
-        hess[:, expo(j), expo(j)] += dhw[j] @ (logx[j] * logx[j])
-
-    # Diagonal of the Gauss-Newton matrix Σ c ∇s∇sᵀ: the damping's parameter scales.
-    scale = np.empty_like(g)
-    for j in range(k + 1):
-        cw2 = weights * w[j] * w[j]
-        scale[:, coef(j)] = cw2.sum(axis=-1)
-        if j >= 1:
-            scale[:, expo(j)] = cw2 @ (logx[j] * logx[j])
-    scale += 1e-12 * scale.max(axis=1, keepdims=True) + 1e-300
-    return f, g, hess, scale
-
-
-def _row(weights: np.ndarray, idx: np.ndarray | slice) -> np.ndarray:
-    """Select rows of per-problem weights; shared (1-D) weights pass through."""
-    return weights if weights.ndim == 1 else weights[idx]
-
-
-@dataclass
-class _BatchState:
-    """Where a batch of Newton runs stands: one row per problem."""
-
-    theta: np.ndarray
-    f: np.ndarray
-    g: np.ndarray
-    nit: np.ndarray
-    converged: np.ndarray
-
-
-def _newton(
-    prob: _LogProblem,
-    theta0: np.ndarray,
-    weights: np.ndarray,
-    gtol: np.ndarray,
-    max_iter: int,
-) -> _BatchState:
-    """Minimise S problems at once by Levenberg-Marquardt with exact derivatives.
-
-    Each row has its own damping ``lam``: a step solves ``(H + lam D) p = -g`` with
-    ``D`` the diagonal of the Gauss-Newton matrix ``Σ ∇s∇sᵀ``, which puts parameters of
-    very different sensitivity (an exponent multiplies log x, a log-coefficient does not)
-    on one scale. ``lam`` shrinks after good steps, making
-    the method Newton's near the optimum (fast, quadratic convergence), and grows after
-    failed ones, making it a short, scaled gradient step where the Hessian is indefinite.
-    Rows stop when their largest gradient component is below ``gtol`` (per row), or when
-    the damping has blown up (no further progress possible in floating point).
-    """
-    theta = np.array(theta0, dtype=float)
-    s_count, p = theta.shape
-    f, g, hess, scale = _objective(prob, theta, weights)
-    nit = np.zeros(s_count, dtype=int)
-    converged = np.abs(g).max(axis=1) <= gtol
-    active = ~converged & np.isfinite(f)
-    lam = np.full(s_count, 1e-3)
-    eye = np.eye(p)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        gi, hi = g[idx], hess[idx]
-        damped = hi + (lam[idx, None] * scale[idx])[:, :, None] * eye
-        step = _solve(damped, -gi)
-        trial = theta[idx] + step
-        (f_trial,) = _objective(prob, trial, _row(weights, idx), order=0)
-        # Gain ratio: actual decrease over the decrease the quadratic model predicted.
-        predicted = -(
-            np.einsum("sp,sp->s", gi, step) + 0.5 * np.einsum("sp,spq,sq->s", step, hi, step)
-        )
-        actual = f[idx] - f_trial
-        # Near the optimum the decrease drops below floating-point resolution of f; such
-        # steps are still taken (the gradient test, not f, decides convergence).
-        tiny = np.abs(actual) <= 1e-14 * np.abs(f[idx])
-        descent = np.einsum("sp,sp->s", gi, step) < 0
-        ok = np.isfinite(f_trial) & descent & ((actual > 0) | tiny)
-        rho = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0), 0.0)
-        rho[tiny & ok] = 1.0  # no measurable change: the model is as good as f can tell
-        nit[idx] += 1
-
-        good, bad = idx[ok], idx[~ok]
-        # Trust-region style damping update: shrink after steps the quadratic model
-        # predicted well, grow after poor or failed ones.
-        lam[good] *= np.where(rho[ok] > 0.75, 0.2, np.where(rho[ok] < 0.25, 2.0, 1.0))
-        lam[good] = np.maximum(lam[good], 1e-15)
-        lam[bad] *= 4.0
-        if good.size:
-            theta[good] = trial[ok]
-            fg, gg, hg, sg = _objective(prob, theta[good], _row(weights, good))
-            f[good], g[good], hess[good], scale[good] = fg, gg, hg, sg
-            converged[good] = np.abs(gg).max(axis=1) <= gtol[good]
-        stalled = lam > 1e20
-        active = ~converged & ~stalled & np.isfinite(f)
-    return _BatchState(theta=theta, f=f, g=g, nit=nit, converged=converged)
-
-
-def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched solve of small systems; a singular one gets a least-squares step instead."""
-    try:
-        return np.linalg.solve(a, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        return np.einsum("spq,sq->sp", np.linalg.pinv(a), b)
 
 
 # --------------------------------------------------------------------------------------
@@ -795,7 +408,25 @@ def fit(
         result.resampled = "points" if labels is None else (group_kind or "groups")
         result.message += f", resampling {result.n_groups} {kind_text(result.resampled)}"
         _warn_few_groups(law, result)
+    result.identification = identify(
+        result, _search_ranges(law, grid) if law.name != "power" else None
+    )
+    result.identified = not result.identification
     return result
+
+
+def _search_ranges(
+    law: Law, grid: Mapping[str, Sequence[float]] | None
+) -> dict[str, tuple[float, float]]:
+    """``(min, max)`` of each axis of the search: the default grid's, widened to the
+    grid given (a grid of one or two values, or a single ``init``, does not make every
+    other value an edge)."""
+    out = {}
+    given = grid or {}
+    for name, axis in default_grid(law).items():
+        values = np.concatenate([axis, np.asarray(given.get(name, []), dtype=float)])
+        out[name] = (float(values.min()), float(values.max()))
+    return out
 
 
 def _warn_few_groups(law: Law, result: FitResult) -> None:
@@ -816,14 +447,6 @@ def _warn_few_groups(law: Law, result: FitResult) -> None:
         DataWarning,
         stacklevel=3,
     )
-
-
-def _percentile_intervals(
-    names: Sequence[str], samples: np.ndarray, level: float
-) -> dict[str, tuple[float, float]]:
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
-    return {nm: (float(lo[i]), float(hi[i])) for i, nm in enumerate(names)}
 
 
 def _fit_sum_of_powers(
@@ -923,7 +546,7 @@ def _fit_sum_of_powers(
         der = _derived(law, samples)
         names = list(law.param_names) + list(der)
         table = np.column_stack([samples] + list(der.values()))
-        intervals = _percentile_intervals(names, table, level)
+        intervals = percentile_intervals(names, table, level)
         message += f"; bootstrap: {bootstrap} refits, {boot_converged:.1%} converged"
 
     return FitResult(
@@ -946,108 +569,6 @@ def _fit_sum_of_powers(
     )
 
 
-@dataclass(frozen=True)
-class LogLogLine:
-    """Least-squares line ``log y = intercept + slope * log x`` with t-intervals.
-
-    The intervals are None when there are fewer than three points (no residual degree
-    of freedom to estimate the scatter from).
-    """
-
-    slope: float
-    intercept: float
-    slope_interval: tuple[float, float] | None
-    intercept_interval: tuple[float, float] | None
-    residuals: np.ndarray
-
-
-def loglog_line(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> LogLogLine:
-    """Ordinary least squares of ``log y`` on ``log x`` (both positive), with t-intervals."""
-    u, v = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
-    n = len(u)
-    if n < 2 or np.ptp(u) == 0:
-        raise ValueError("a log-log line needs at least two distinct x values")
-    u_mean, v_mean = u.mean(), v.mean()
-    sxx = ((u - u_mean) ** 2).sum()
-    slope = float(((u - u_mean) * (v - v_mean)).sum() / sxx)
-    intercept = float(v_mean - slope * u_mean)
-    residuals = v - (intercept + slope * u)
-    if n < 3:
-        return LogLogLine(slope, intercept, None, None, residuals)
-    from scipy import stats  # imported here: scipy.stats is slow to import
-
-    dof = n - 2
-    sigma2 = (residuals**2).sum() / dof
-    se_slope = math.sqrt(sigma2 / sxx)
-    se_intercept = math.sqrt(sigma2 * (1 / n + u_mean**2 / sxx))
-    tq = float(stats.t.ppf(0.5 + level / 2, dof))
-    return LogLogLine(
-        slope,
-        intercept,
-        (slope - tq * se_slope, slope + tq * se_slope),
-        (intercept - tq * se_intercept, intercept + tq * se_intercept),
-        residuals,
-    )
-
-
-def _fit_power(
-    law: Law,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    bootstrap: int,
-    seed: int,
-    reduce: str,
-    level: float,
-    groups: np.ndarray | None = None,
-) -> FitResult:
-    """Ordinary least squares of log y on log x: log y = log a + k log x."""
-    n = len(y)
-    if np.ptp(x) == 0:
-        raise ValueError("all x values are equal: a power law's exponent is undetermined")
-    line = loglog_line(x, y, level)
-    params = {"a": math.exp(line.intercept), "k": line.slope}
-    assert line.intercept_interval is not None and line.slope_interval is not None  # n >= 4
-    lo, hi = line.intercept_interval
-    intervals = {"a": (math.exp(lo), math.exp(hi)), "k": line.slope_interval}
-    kind = "t"
-    samples = None
-    if bootstrap > 0:
-        # Weighted least squares with the resample counts as weights, all at once.
-        u, v = np.log(x), np.log(y)
-        c = resample_counts(n, bootstrap, seed, groups)
-        cs = c.sum(axis=1)
-        um = (c * u).sum(axis=1) / cs
-        vm = (c * v).sum(axis=1) / cs
-        du = u[None] - um[:, None]
-        sxx_b = (c * du**2).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a resample of one x value
-            kb = (c * du * (v[None] - vm[:, None])).sum(axis=1) / sxx_b
-        samples = np.column_stack([np.exp(vm - kb * um), kb])
-        intervals = _percentile_intervals(law.param_names, samples, level)
-        kind = "bootstrap"
-    residuals = line.residuals
-    objective = float((residuals**2).sum() / (n if reduce == "mean" else 1))
-    return FitResult(
-        law=law.name,
-        params=params,
-        intervals=intervals,
-        objective=objective,
-        converged=True,
-        residuals=residuals,
-        n=n,
-        derived={},
-        bootstrap=samples,
-        message="closed-form least squares in log-log coordinates"
-        + (f"; bootstrap: {bootstrap} refits" if bootstrap > 0 else ""),
-        level=level,
-        interval_kind=kind,
-        nit=0,
-        grad_norm=0.0,
-        n_starts=1,
-    )
-
-
 def fit_frame(
     df: pd.DataFrame,
     law: str | Law,
@@ -1055,6 +576,7 @@ def fit_frame(
     x: str | Sequence[str] | None = None,
     y: str = "loss",
     groups: str | None = "auto",
+    bootstrap: int | None = None,
     **kw: Any,
 ) -> FitResult:
     """Fit a law to columns of a DataFrame.
@@ -1066,6 +588,9 @@ def fit_frame(
     ``groups`` says what the bootstrap resamples: ``"auto"`` (default) whole trunks, or
     whole runs, as :func:`analysis.resample.bootstrap_groups` finds them in the table; a column name: the
     rows sharing a value of that column; None: each row alone.
+
+    ``bootstrap`` None (default) draws as ``scaling-analyze`` does: none for ``power``,
+    :data:`DEFAULT_BOOTSTRAP` resamples for the others (:func:`default_bootstrap`).
     """
     law = get_law(law)
     if x is None:
@@ -1088,4 +613,5 @@ def fit_frame(
     else:
         labels, kind = df[groups].to_numpy(), groups
     return fit(law, arrays if len(arrays) > 1 else arrays[0], df[y].to_numpy(dtype=float),
-               x_names=cols, y_name=y, groups=labels, group_kind=kind, **kw)  # fmt: skip
+               x_names=cols, y_name=y, groups=labels, group_kind=kind,
+               bootstrap=default_bootstrap(law) if bootstrap is None else bootstrap, **kw)  # fmt: skip

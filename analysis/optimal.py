@@ -19,7 +19,9 @@ Approaches 1 and 2 end with a least-squares line of ``log N_opt`` on ``log C``; 
 slope is ``a`` and its t-interval is the interval reported. Throughout, ``C = 6ND``, so
 ``D_opt ∝ C^b`` with ``b = 1 - a``.
 
-:func:`allocate` turns a chinchilla fit into a recommendation for one budget.
+:func:`allocate` turns a chinchilla fit into a recommendation for one budget, with
+bootstrap intervals (it lives in :mod:`analysis.allocation`, and is importable from
+here).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.allocation import Allocation, allocate, chinchilla_params, optimal_params
+from analysis.allocation import plain as _plain
 from analysis.fit import FitResult, loglog_line
 from analysis.io import DECAYED_SCHEDULES, DataWarning
 
@@ -46,16 +50,6 @@ __all__ = [
     "isoflop_labels",
     "optimal_params",
 ]
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars; NaN/inf -> None (for strict JSON)."""
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
 
 
 @dataclass
@@ -94,6 +88,10 @@ class Frontier:
         Approach 3: what the bootstrap behind ``interval`` drew (``"trunks"``,
         ``"runs"``, ``"points"``) and how many there were (see
         :attr:`analysis.fit.FitResult.resampled`).
+    identified, identification
+        Approach 3: those of the fit it comes from (see
+        :attr:`analysis.result.FitResult.identified`); always True for approaches 1
+        and 2, which fit no law.
     """
 
     approach: int
@@ -107,6 +105,8 @@ class Frontier:
     grouping: str | None = None
     resampled: str | None = None
     n_groups: int | None = None
+    identified: bool = True
+    identification: list[str] = field(default_factory=list)
 
     def params_opt(self, flops: float | np.ndarray) -> np.ndarray:
         """``N_opt`` at the given budgets, on this frontier."""
@@ -116,7 +116,8 @@ class Frontier:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"approach", "a", "interval", "b", "coef", "envelope", "grouping",
-        "resampled", "n_groups", "points": [records]}`` (None where not applicable)."""
+        "resampled", "n_groups", "identified", "identification", "points": [records]}``
+        (None where not applicable)."""
         records = [
             {str(k): _plain(v) for k, v in row.items()}
             for row in self.points.to_dict(orient="records")
@@ -131,6 +132,8 @@ class Frontier:
             "grouping": self.grouping,
             "resampled": self.resampled,
             "n_groups": None if self.n_groups is None else int(self.n_groups),
+            "identified": bool(self.identified),
+            "identification": list(self.identification),
             "points": records,
         }
 
@@ -569,47 +572,17 @@ def approach2(
 # --------------------------------------------------------------------------------------
 
 
-def _chinchilla_params(result: FitResult) -> tuple[float, float, float, float, float]:
-    if result.law != "chinchilla":
-        raise ValueError(
-            f"the compute-optimal closed form needs a 'chinchilla' fit, got {result.law!r}"
-        )
-    p = result.params
-    # With a non-positive exponent, loss does not fall along that axis: there is no
-    # trade-off between N and D to solve, and the closed form has no real solution.
-    for name, other in (("alpha", "N at fixed D"), ("beta", "D at fixed N")):
-        if not p[name] > 0:
-            raise ValueError(
-                f"the chinchilla fit has {name} = {p[name]:.3g} <= 0: in this data the loss "
-                f"does not fall with {other}, so there is no compute-optimal allocation to "
-                "solve for; train a wider range of sizes and token budgets, or use "
-                "approach 1 or 2"
-            )
-    return p["E"], p["A"], p["B"], p["alpha"], p["beta"]
-
-
-def optimal_params(
-    flops: float | np.ndarray, A: float, B: float, alpha: float, beta: float
-) -> np.ndarray:
-    """``N_opt = G (C/6)^a`` minimising ``A/N^α + B/D^β`` subject to ``6ND = C``.
-
-    Setting the derivative along ``D = C/(6N)`` to zero gives
-    ``α A N^-α = β B D^-β``, whence ``G = (αA / (βB))^(1/(α+β))`` and ``a = β/(α+β)``.
-    Works elementwise on arrays of parameters (bootstrap samples) too.
-    """
-    g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-    return g * (np.asarray(flops, dtype=float) / 6) ** (beta / (alpha + beta))
-
-
 def approach3(result: FitResult, *, flops: Sequence[float] | np.ndarray | None = None) -> Frontier:
     """The frontier in closed form from a chinchilla fit (Hoffmann's approach 3).
 
     ``a = β/(α+β)``, ``b = α/(α+β)``, ``N_opt = G (C/6)^a``; the interval of ``a`` is
     the bootstrap percentile interval when the fit has bootstrap samples. ``points`` is
     the frontier on ``flops`` (default: 50 budgets from the smallest ``6ND`` of the fitted
-    data to 100x its largest).
+    data to 100x its largest), with an ``extrapolation`` column: each budget over the
+    largest ``6ND`` of the data (above 1: past the data). The frontier carries the
+    fit's :attr:`~analysis.result.FitResult.identified` flag and reasons.
     """
-    _, A, B, alpha, beta = _chinchilla_params(result)
+    _, A, B, alpha, beta = chinchilla_params(result)
     a = beta / (alpha + beta)
     interval = None
     if result.bootstrap is not None and len(result.bootstrap):
@@ -634,6 +607,8 @@ def approach3(result: FitResult, *, flops: Sequence[float] | np.ndarray | None =
             "loss_opt": result.predict(n_opt, d_opt),
         }
     )
+    # Budgets past the largest of the data (6ND on both sides) are extrapolations.
+    points["extrapolation"] = result.extrapolation(n_opt, d_opt)["flops"]
     coef = float(optimal_params(1.0, A, B, alpha, beta))  # N_opt at C = 1
     return Frontier(
         approach=3,
@@ -645,71 +620,6 @@ def approach3(result: FitResult, *, flops: Sequence[float] | np.ndarray | None =
         level=result.level,
         resampled=result.resampled if interval is not None else None,
         n_groups=result.n_groups if interval is not None else None,
+        identified=result.identified,
+        identification=list(result.identification),
     )
-
-
-# --------------------------------------------------------------------------------------
-# Allocation of one budget
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Allocation:
-    """A recommendation for one compute budget.
-
-    Attributes
-    ----------
-    flops
-        The budget C.
-    params, tokens, loss
-        The compute-optimal ``N_opt``, ``D_opt = C / (6 N_opt)`` and the loss the fit
-        predicts there.
-    nearest
-        With a ladder of sizes: the member that reaches the lowest predicted loss when
-        trained on the whole budget, ``{"params", "tokens", "loss"}``; else None.
-    """
-
-    flops: float
-    params: float
-    tokens: float
-    loss: float
-    nearest: dict[str, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "flops": _plain(self.flops),
-            "params": _plain(self.params),
-            "tokens": _plain(self.tokens),
-            "loss": _plain(self.loss),
-            "nearest": None
-            if self.nearest is None
-            else {k: _plain(v) for k, v in self.nearest.items()},
-        }
-
-
-def allocate(flops: float, result: FitResult, ladder: Sequence[float] | None = None) -> Allocation:
-    """Split the budget ``flops`` between parameters and tokens by a chinchilla fit.
-
-    With ``ladder`` (the sizes of a model family), also pick the member to train: each
-    member would see ``D = C / (6N)`` tokens, and the one with the lowest predicted loss
-    wins. It is usually, but not always, the member closest to ``N_opt`` in log size,
-    since the loss is asymmetric about the optimum.
-    """
-    _chinchilla_params(result)
-    if not flops > 0:
-        raise ValueError(f"the budget must be > 0 FLOPs, got {flops}")
-    _, A, B, alpha, beta = _chinchilla_params(result)
-    n_opt = float(optimal_params(flops, A, B, alpha, beta))
-    d_opt = flops / (6 * n_opt)
-    loss = float(result.predict(np.array(n_opt), np.array(d_opt)))
-    nearest = None
-    if ladder is not None:
-        sizes = np.asarray(ladder, dtype=float)
-        if sizes.size == 0 or not (np.isfinite(sizes).all() and (sizes > 0).all()):
-            raise ValueError("the ladder must be a non-empty list of positive sizes")
-        tokens = flops / (6 * sizes)
-        losses = result.predict(sizes, tokens)
-        i = int(np.argmin(losses))
-        nearest = {"params": float(sizes[i]), "tokens": float(tokens[i]), "loss": float(losses[i])}
-    return Allocation(flops=float(flops), params=n_opt, tokens=d_opt, loss=loss, nearest=nearest)

@@ -430,3 +430,73 @@ def test_approach3_refuses_a_fit_whose_loss_does_not_fall_with_n():
     assert result.params["alpha"] <= 0
     with pytest.raises(ValueError, match="alpha"):
         approach3(result)
+
+
+# --------------------------------------------------------------------------------------
+# Intervals and reach of the allocation; identification carried through
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iso_fit() -> FitResult:
+    """Chinchilla fitted to the 135 IsoFLOP runs of seed 3 (1 % noise), 200 resamples."""
+    return fit_frame(isoflop_grid(3, noise=0.01), "chinchilla", bootstrap=200, seed=0)
+
+
+def test_allocate_gives_intervals_that_hold_the_true_optimum(iso_fit) -> None:
+    """At 1e23 FLOP, 10x past the grid's largest budget: each resample's own optimum
+    gives the intervals, and they hold the true N_opt, D_opt and loss (the truth is
+    within the fit's 1-2 % of the law at this reach)."""
+    budget = 1e23
+    alloc = allocate(budget, iso_fit)
+    n_true = float(n_opt_true(budget))
+    truth = {"params": n_true, "tokens": budget / (6 * n_true)}
+    truth["loss"] = float(loss_law(truth["params"], truth["tokens"]))
+    for name, value in truth.items():
+        lo, hi = alloc.intervals[name]
+        assert lo < getattr(alloc, name) < hi
+        assert lo < value < hi, name
+    assert alloc.tokens_per_param == pytest.approx(alloc.tokens / alloc.params)
+    runs = isoflop_grid(3, noise=0.01)
+    largest = float((6 * runs.params * runs.tokens).max())  # 1e22, the largest budget
+    assert alloc.extrapolation["flops"] == pytest.approx(budget / largest)
+    assert alloc.extrapolation["params"] == pytest.approx(alloc.params / runs.params.max())
+    assert alloc.identified and alloc.identification == []
+    d = json.loads(json.dumps(alloc.to_dict()))
+    assert set(d["intervals"]) == {"params", "tokens", "loss"}
+    assert d["extrapolation"]["flops"] == pytest.approx(10.0)
+
+
+def test_allocate_without_a_bootstrap_has_no_intervals() -> None:
+    alloc = allocate(1e21, exact_result(), ladder=[1e9, 1e10])
+    assert alloc.intervals == {} and "interval" not in alloc.nearest
+
+
+def test_approach3_marks_budgets_past_the_data(iso_fit) -> None:
+    frontier = approach3(iso_fit)
+    points = frontier.points
+    runs = isoflop_grid(3, noise=0.01)
+    largest = float((6 * runs.params * runs.tokens).max())
+    np.testing.assert_allclose(points["extrapolation"], points["flops"] / largest)
+    assert points["extrapolation"].iloc[-1] == pytest.approx(100.0)  # to 100x the largest
+    assert frontier.identified and frontier.to_dict()["identified"] is True
+
+
+def test_an_unidentified_fit_passes_its_flag_on() -> None:
+    """Two model sizes, 15 budgets each, under chinchilla: E, A and alpha are three
+    unknowns for two levels of N, so neither a, the frontier nor any allocation is
+    determined (the fit lands on alpha ~ 0.17 against the true 0.34)."""
+    rng = np.random.default_rng(0)
+    n = np.repeat([1e9, 2e9], 15)
+    d = np.tile(np.geomspace(1e9, 1e11, 15), 2)
+    loss = loss_law(n, d) * np.exp(rng.normal(0, 0.01, 30))
+    result = fit("chinchilla", (n, d), loss, bootstrap=50)
+    assert not result.identified
+    assert any("2 distinct values of N" in r for r in result.identification)
+    frontier = approach3(result)
+    alloc = allocate(1e21, result)
+    for derived in (frontier, alloc):
+        assert derived.identified is False
+        assert derived.identification == result.identification
+    assert frontier.to_dict()["identification"] == result.identification
+    assert alloc.to_dict()["identified"] is False

@@ -1,0 +1,252 @@
+"""The fitter's engine: the Huber objective of a sum of powers in log space, with its
+exact gradient and Hessian, and a damped Newton method that minimises many problems at
+once (one row per start, or per bootstrap resample).
+
+:mod:`analysis.fit` builds the problems and reads the results; this module knows
+nothing about laws or tables, only arrays of internal parameters
+``(e, a_1..a_K, alpha_1..alpha_K)`` (see :func:`analysis.fit.internal_names`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["BatchState", "LogProblem", "newton", "objective"]
+
+
+@dataclass(frozen=True)
+class LogProblem:
+    """Data of a sum-of-powers fit in log space: ``logx`` is (K, n), ``logy`` is (n,)."""
+
+    logx: np.ndarray
+    logy: np.ndarray
+    delta: float
+
+    @property
+    def k(self) -> int:
+        return self.logx.shape[0]
+
+
+# Rows of parameters evaluated per block: about 32k (row, point) pairs, so that the
+# block's temporaries stay in the CPU cache. Evaluating thousands of starts as one
+# (S, n) block is 2-3x slower, limited by memory traffic rather than arithmetic.
+_BLOCK_ELEMENTS = 32_768
+
+
+def objective(
+    prob: LogProblem, theta: np.ndarray, weights: np.ndarray, order: int = 2
+) -> tuple[np.ndarray, ...]:
+    """:func:`_objective_block` over row blocks of ``theta`` (see ``_BLOCK_ELEMENTS``)."""
+    rows = max(1, _BLOCK_ELEMENTS // prob.logy.shape[0])
+    if theta.shape[0] <= rows:
+        return _objective_block(prob, theta, weights, order)
+    parts = [
+        _objective_block(prob, theta[i : i + rows], _row(weights, slice(i, i + rows)), order)
+        for i in range(0, theta.shape[0], rows)
+    ]
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+
+
+def _objective_block(
+    prob: LogProblem, theta: np.ndarray, weights: np.ndarray, order: int = 2
+) -> tuple[np.ndarray, ...]:
+    """Huber objective of S parameter vectors at once, with its derivatives.
+
+    Parameters
+    ----------
+    theta
+        (S, P) internal parameters ``(e, a_1..a_K, alpha_1..alpha_K)``.
+    weights
+        (n,) shared or (S, n) per-row weights of the points (bootstrap counts).
+    order
+        0: objective only; 1: and gradient; 2: and Hessian and parameter scales.
+
+    Returns
+    -------
+    f (S,); then g (S, P); then H (S, P, P) and the Gauss-Newton diagonal (S, P).
+
+    Notes
+    -----
+    Term j of the log-sum-exp is ``t_0 = e`` or ``t_j = a_j - alpha_j X_j`` (with
+    ``X_j = log x_j``), and ``s = LSE(t)``. Its gradient is ``∂s/∂e = w_0``,
+    ``∂s/∂a_j = w_j``, ``∂s/∂alpha_j = -w_j X_j``, with ``w = softmax(t)``. Each
+    quantity is kept as one contiguous (S, n) array per term, and sums over points are
+    matrix-vector products, which is several times faster than (S, K+1, n) stacks.
+    """
+    k, delta = prob.k, prob.delta
+    e = theta[:, :1]
+    terms = [np.broadcast_to(e, (theta.shape[0], prob.logy.shape[0]))]
+    terms += [theta[:, 1 + j, None] - theta[:, 1 + k + j, None] * prob.logx[j] for j in range(k)]
+    top = terms[0]
+    for t in terms[1:]:
+        top = np.maximum(top, t)
+    # Shifted by the max, so no overflow. Terms more than e^-40 below the largest change
+    # nothing in double precision; clipping them there keeps exp and the products below
+    # out of subnormal numbers, which are many times slower to compute with.
+    expd = [np.exp(np.maximum(t - top, -40.0)) for t in terms]
+    total = expd[0] + expd[1] if k else expd[0]
+    for ex in expd[2:]:
+        total += ex
+    r = top + np.log(total) - prob.logy  # log ŷ - log y
+    absr = np.abs(r)
+    quad = absr <= delta
+    huber = np.where(quad, 0.5 * r * r, delta * (absr - 0.5 * delta))
+    f = (huber * weights).sum(axis=-1)
+    if order == 0:
+        return (f,)
+
+    inv = 1.0 / total
+    w = [ex * inv for ex in expd]  # softmax weights of the terms, (S, n) each
+    dh = np.clip(r, -delta, delta) * weights  # Huber derivative times weight
+    p_count = theta.shape[1]
+    g = np.empty((theta.shape[0], p_count))
+    dhw = [dh * wj for wj in w]
+    for j in range(k + 1):
+        g[:, j] = dhw[j].sum(axis=-1)
+    for j in range(1, k + 1):
+        g[:, k + j] = -(dhw[j] @ prob.logx[j - 1])
+    if order == 1:
+        return f, g
+
+    # Hessian of Σ c h(r(θ)):  Σ c [h''(r) ∇s∇sᵀ + h'(r) ∇²s], where for a log-sum-exp
+    # of terms linear in θ,  ∇²s = Σ_j w_j ∇t_j∇t_jᵀ - ∇s∇sᵀ.  So
+    #   H = Σ c (h'' - h') ∇s∇sᵀ  +  Σ_j Σ c h' w_j ∇t_j∇t_jᵀ.
+    # Every entry is a sum over points of w_i w_j (or w_j) times 1, X_i, X_j or X_i X_j.
+    q = quad * weights - dh
+    hess = np.zeros((theta.shape[0], p_count, p_count))
+    logx = [None, *prob.logx]  # logx[j] belongs to term j (term 0 has none)
+
+    def coef(j: int) -> int:  # index of the log-coefficient of term j
+        return j
+
+    def expo(j: int) -> int:  # index of the exponent of term j >= 1
+        return k + j
+
+    for i in range(k + 1):
+        for j in range(i, k + 1):
+            qw = q * w[i] * w[j]
+            # ∇s_p∇s_q restricted to terms (i, j): coefficients give 1, exponents -X.
+            hess[:, coef(i), coef(j)] += qw.sum(axis=-1)
+            if j >= 1:
+                hess[:, coef(i), expo(j)] -= qw @ logx[j]
+            if i >= 1:
+                hess[:, expo(i), coef(j)] -= qw @ logx[i]
+            if i >= 1 and j >= 1:
+                hess[:, expo(i), expo(j)] += qw @ (logx[i] * logx[j])
+            if i != j:  # the (j, i) block is the transpose of (i, j)
+                hess[:, coef(j), coef(i)] = hess[:, coef(i), coef(j)]
+                if j >= 1:
+                    hess[:, expo(j), coef(i)] = hess[:, coef(i), expo(j)]
+                if i >= 1:
+                    hess[:, coef(j), expo(i)] = hess[:, expo(i), coef(j)]
+                if i >= 1 and j >= 1:
+                    hess[:, expo(j), expo(i)] = hess[:, expo(i), expo(j)]
+    # The log-sum-exp curvature, Σ c h' w_j ∇t_j∇t_jᵀ with ∇t_j = e_coef(j) - X_j e_expo(j).
+    hess[:, 0, 0] += dhw[0].sum(axis=-1)
+    for j in range(1, k + 1):
+        s1 = dhw[j] @ logx[j]
+        hess[:, coef(j), coef(j)] += g[:, j]
+        hess[:, coef(j), expo(j)] -= s1
+        hess[:, expo(j), coef(j)] -= s1
+        hess[:, expo(j), expo(j)] += dhw[j] @ (logx[j] * logx[j])
+
+    # Diagonal of the Gauss-Newton matrix Σ c ∇s∇sᵀ: the damping's parameter scales.
+    scale = np.empty_like(g)
+    for j in range(k + 1):
+        cw2 = weights * w[j] * w[j]
+        scale[:, coef(j)] = cw2.sum(axis=-1)
+        if j >= 1:
+            scale[:, expo(j)] = cw2 @ (logx[j] * logx[j])
+    scale += 1e-12 * scale.max(axis=1, keepdims=True) + 1e-300
+    return f, g, hess, scale
+
+
+def _row(weights: np.ndarray, idx: np.ndarray | slice) -> np.ndarray:
+    """Select rows of per-problem weights; shared (1-D) weights pass through."""
+    return weights if weights.ndim == 1 else weights[idx]
+
+
+@dataclass
+class BatchState:
+    """Where a batch of Newton runs stands: one row per problem."""
+
+    theta: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    nit: np.ndarray
+    converged: np.ndarray
+
+
+def newton(
+    prob: LogProblem,
+    theta0: np.ndarray,
+    weights: np.ndarray,
+    gtol: np.ndarray,
+    max_iter: int,
+) -> BatchState:
+    """Minimise S problems at once by Levenberg-Marquardt with exact derivatives.
+
+    Each row has its own damping ``lam``: a step solves ``(H + lam D) p = -g`` with
+    ``D`` the diagonal of the Gauss-Newton matrix ``Σ ∇s∇sᵀ``, which puts parameters of
+    very different sensitivity (an exponent multiplies log x, a log-coefficient does not)
+    on one scale. ``lam`` shrinks after good steps, making
+    the method Newton's near the optimum (fast, quadratic convergence), and grows after
+    failed ones, making it a short, scaled gradient step where the Hessian is indefinite.
+    Rows stop when their largest gradient component is below ``gtol`` (per row), or when
+    the damping has blown up (no further progress possible in floating point).
+    """
+    theta = np.array(theta0, dtype=float)
+    s_count, p = theta.shape
+    f, g, hess, scale = objective(prob, theta, weights)
+    nit = np.zeros(s_count, dtype=int)
+    converged = np.abs(g).max(axis=1) <= gtol
+    active = ~converged & np.isfinite(f)
+    lam = np.full(s_count, 1e-3)
+    eye = np.eye(p)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        gi, hi = g[idx], hess[idx]
+        damped = hi + (lam[idx, None] * scale[idx])[:, :, None] * eye
+        step = _solve(damped, -gi)
+        trial = theta[idx] + step
+        (f_trial,) = objective(prob, trial, _row(weights, idx), order=0)
+        # Gain ratio: actual decrease over the decrease the quadratic model predicted.
+        predicted = -(
+            np.einsum("sp,sp->s", gi, step) + 0.5 * np.einsum("sp,spq,sq->s", step, hi, step)
+        )
+        actual = f[idx] - f_trial
+        # Near the optimum the decrease drops below floating-point resolution of f; such
+        # steps are still taken (the gradient test, not f, decides convergence).
+        tiny = np.abs(actual) <= 1e-14 * np.abs(f[idx])
+        descent = np.einsum("sp,sp->s", gi, step) < 0
+        ok = np.isfinite(f_trial) & descent & ((actual > 0) | tiny)
+        rho = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0), 0.0)
+        rho[tiny & ok] = 1.0  # no measurable change: the model is as good as f can tell
+        nit[idx] += 1
+
+        good, bad = idx[ok], idx[~ok]
+        # Trust-region style damping update: shrink after steps the quadratic model
+        # predicted well, grow after poor or failed ones.
+        lam[good] *= np.where(rho[ok] > 0.75, 0.2, np.where(rho[ok] < 0.25, 2.0, 1.0))
+        lam[good] = np.maximum(lam[good], 1e-15)
+        lam[bad] *= 4.0
+        if good.size:
+            theta[good] = trial[ok]
+            fg, gg, hg, sg = objective(prob, theta[good], _row(weights, good))
+            f[good], g[good], hess[good], scale[good] = fg, gg, hg, sg
+            converged[good] = np.abs(gg).max(axis=1) <= gtol[good]
+        stalled = lam > 1e20
+        active = ~converged & ~stalled & np.isfinite(f)
+    return BatchState(theta=theta, f=f, g=g, nit=nit, converged=converged)
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched solve of small systems; a singular one gets a least-squares step instead."""
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.einsum("spq,sq->sp", np.linalg.pinv(a), b)
