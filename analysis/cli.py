@@ -13,8 +13,8 @@ Examples
     scaling-analyze plot results/demo --out results/demo/plots
     scaling-analyze report results/demo
 
-Every command reads the same inputs (run records, CSV/TSV/JSONL, trainer_state.json,
-TensorBoard logs; see :mod:`analysis.io`). Results go to stdout (``--json`` for
+Every command reads the same inputs (run records, CSV/TSV/JSONL, Hugging Face run
+directories, TensorBoard and W&B logs; see :mod:`analysis.io`). Results go to stdout (``--json`` for
 machine-readable output); warnings, notes and progress go to stderr. Bad input exits with
 status 2 and one line saying what is wrong.
 """
@@ -55,17 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "path",
         type=Path,
-        help="a run, sweep or results dir; a .csv/.tsv/.jsonl table; a trainer_state.json; "
-        "or TensorBoard event files",
+        help="a run, sweep or results dir; a .csv/.tsv/.jsonl table (or a W&B runs or "
+        "history export); a trainer_state.json or a directory of Hugging Face run dirs; "
+        "W&B offline runs; or TensorBoard event files",
     )
     data.add_argument(
         "--params",
         choices=("nonembed", "matmul", "total"),
         default="nonembed",
-        help="parameter convention of run records used as N (default: nonembed, Kaplan's N)",
+        action=_Convention,
+        help="parameter convention of run records used as N (default: nonembed, Kaplan's N); "
+        "for a table, its params_<convention> column",
     )
     for name, what in (
-        ("params", "parameter counts N"),
+        (
+            "params",
+            "parameter counts N (for training logs: the hparam, tag or config key, or the "
+            "--params-map file's column)",
+        ),
         ("tokens", "training tokens D (or TensorBoard tag)"),
         ("flops", "training compute C"),
         ("loss", "the loss (or TensorBoard tag / trainer_state key)"),
@@ -78,13 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--n-params",
-        type=float,
+        type=_positive_number,
         metavar="N",
-        help="parameter count of a logged run (trainer_state, TensorBoard)",
+        help="one parameter count for every run of a training log (trainer_state, "
+        "TensorBoard, W&B)",
+    )
+    data.add_argument(
+        "--params-map",
+        type=Path,
+        metavar="FILE",
+        help="CSV run,params: the parameter count of each run of a training log (every "
+        "run must be listed; --params-col names another count column)",
     )
     data.add_argument(
         "--tokens-per-step",
-        type=float,
+        type=_positive_number,
         metavar="T",
         help="tokens per optimiser step when the log does not count tokens",
     )
@@ -103,24 +118,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "fit", parents=[common, _fit_options(None)], help="fit a law and print it with intervals"
     )
-    p.add_argument(
-        "--law",
-        choices=LAWS,
-        default="chinchilla",
-        help="power: y = a x^k; saturating: y = E + A x^-alpha; chinchilla: L = E + A/N^alpha + B/D^beta "
-        "(default chinchilla)",
-    )
-    p.add_argument("--x", metavar="COL", help="input column for power/saturating (default params)")
-    p.add_argument(
-        "--curves",
-        action="store_true",
-        help="fit every evaluation of the learning curves, not each run's final point "
-        "(automatic for a log of a single run)",
-    )
-    p.add_argument(
-        "--y", metavar="COL", help="target column (default: flops for power, loss otherwise)"
-    )
+    _add_law_options(p)
     p.set_defaults(handler=cmd_fit)
+
+    p = sub.add_parser(
+        "predict",
+        parents=[_predict_common(common), _fit_options(None)],
+        conflict_handler="resolve",  # --params: sizes here (see _SizesOrConvention)
+        help="predict the loss at given N and D, a compute budget or a ladder, with bands",
+    )
+    _add_law_options(p)
+    p.add_argument(
+        "--params",
+        nargs="+",
+        action=_SizesOrConvention,
+        dest="at_params",
+        metavar="N",
+        help="model sizes to predict at (a convention name nonembed|matmul|total still "
+        "sets the parameter convention of run records)",
+    )
+    p.set_defaults(params="nonembed")
+    p.add_argument(
+        "--tokens", nargs="+", type=float, metavar="D", help="token counts to predict at"
+    )
+    p.add_argument(
+        "--flops",
+        nargs="+",
+        type=float,
+        metavar="C",
+        help="compute budgets (C = 6ND): alone, the compute-optimal point of each (chinchilla); "
+        "with --params or --tokens, the other follows from C",
+    )
+    p.add_argument(
+        "--ladder",
+        nargs="*",
+        type=float,
+        metavar="N",
+        help="with --flops: each of these sizes trained on the whole budget (no sizes: the "
+        "data's own)",
+    )
+    p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser(
         "frontier", parents=[common, boot], help="compute-optimal frontier N_opt ∝ C^a"
@@ -142,33 +179,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=_positive_number,
         action="append",
         metavar="C",
         help="also recommend N, D and the nearest run size for this compute (FLOP); repeatable; approach 3",
     )
+    _add_strict(p)
     p.set_defaults(handler=cmd_frontier)
 
     p = sub.add_parser(
         "backtest",
-        parents=[common, _fit_options(0)],
-        help="fit on smaller runs, predict the largest",
+        parents=[common, _fit_options(None)],
+        help="fit on smaller runs, predict the largest, with prediction intervals",
+    )
+    _add_law_options(p, curves_help="e.g. --x tokens predicts the end of a curve from its start")
+    p.add_argument(
+        "--k",
+        type=int,
+        default=1,
+        help="how many of the largest rows to hold out (default 1): largest compute C for "
+        "chinchilla, largest --x otherwise",
     )
     p.add_argument(
-        "--law", choices=LAWS, default="saturating", help="law to backtest (default saturating)"
-    )
-    p.add_argument(
-        "--k", type=int, default=1, help="how many of the largest runs to hold out (default 1)"
-    )
-    p.add_argument(
-        "--x", metavar="COL", default="params", help="size column for saturating (default params)"
-    )
-    p.add_argument("--y", metavar="COL", default="loss", help="target column (default loss)")
-    p.add_argument(
-        "--curves",
-        action="store_true",
-        help="use every evaluation of the learning curves (automatic for a single run): "
-        "e.g. --x tokens predicts the end of a curve from its start",
+        "--test-where",
+        metavar="EXPR",
+        help="hold out the rows matching this pandas query instead (e.g. a benchmark's own "
+        "split column: 'split == \"test\"'); fit on the others",
     )
     p.set_defaults(handler=cmd_backtest)
 
@@ -180,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", nargs="+", default=["png", "svg"], help="file formats (default png svg)"
     )
     p.add_argument("--title", help="prefix of every figure title (default: the sweep's name)")
+    p.add_argument(
+        "--law",
+        choices=("saturating", "chinchilla"),
+        default=None,
+        help="law of the loss fitted over the runs: chinchilla L(N, D) or saturating "
+        "L(N) (default: chinchilla when N and D vary independently, else saturating; the "
+        "choice and its reason are printed)",
+    )
     p.set_defaults(handler=cmd_plot)
 
     p = sub.add_parser(
@@ -191,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="report file (default: <sweep>/report.md, or ./<file stem>_report.md)",
     )
     p.add_argument("--k", type=int, default=1, help="runs held out by the backtest (default 1)")
+    p.add_argument(
+        "--law",
+        choices=("saturating", "chinchilla"),
+        default=None,
+        help="law of the loss fitted over the runs and backtested: chinchilla L(N, D) or "
+        "saturating L(N) (default: chinchilla when N and D vary independently, else "
+        "saturating; the choice and its reason are printed)",
+    )
     p.set_defaults(handler=cmd_report)
 
     from analysis.downstream import add_parser as add_downstream
@@ -224,6 +276,102 @@ def _fit_options(bootstrap: int | None) -> argparse.ArgumentParser:
         "--delta", type=float, default=1e-3, help="Huber threshold on log residuals (default 1e-3)"
     )
     return options
+
+
+def _add_law_options(p: argparse.ArgumentParser, curves_help: str = "") -> None:
+    """--law, --x, --y, --curves and --strict: what a command that fits a law takes."""
+    p.add_argument(
+        "--law",
+        choices=LAWS,
+        default=None,
+        help="power: y = a x^k; saturating: y = E + A x^-alpha; chinchilla: L = E + A/N^alpha "
+        "+ B/D^beta (default: chinchilla where N and D vary independently, else saturating)",
+    )
+    p.add_argument("--x", metavar="COL", help="input column for power/saturating (default params)")
+    p.add_argument(
+        "--y", metavar="COL", help="target column (default: flops for power, loss otherwise)"
+    )
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="fit every evaluation of the learning curves, not each run's final point "
+        "(automatic for a log of a single run)" + (f": {curves_help}" if curves_help else ""),
+    )
+    _add_strict(p)
+
+
+def _add_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 2 when the fit is not identified (instead of a warning)",
+    )
+
+
+def _predict_common(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A copy of the common options for ``predict``, whose own ``--params`` (sizes)
+    replaces the convention option: resolving the clash edits the parent's action
+    objects, so they must not be the ones the other commands share."""
+    import copy
+
+    return copy.deepcopy(common)
+
+
+class _Convention(argparse.Action):
+    """``--params CONVENTION``, remembering that it was given: a table then takes its
+    ``params_<convention>`` column, or refuses (the default leaves a table as it is)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.params_given = True
+
+
+def _positive_number(text: str) -> float:
+    """An option's number: finite and > 0 (a budget, a count), as the data must be."""
+    from analysis.io.checks import POSITIVE, expectation, problem
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if math.isnan(value) or problem(value, POSITIVE) is not None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected {expectation(POSITIVE)}, e.g. 1e21"
+        )
+    return value
+
+
+class _SizesOrConvention(argparse.Action):
+    """``predict --params``: numbers are sizes to predict at; a convention name
+    (nonembed, matmul, total) sets ``params`` as in the other commands."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sizes = list(getattr(namespace, self.dest, None) or [])
+        for value in values:
+            if value in ("nonembed", "matmul", "total"):
+                namespace.params = value
+                namespace.params_given = True
+                continue
+            try:
+                sizes.append(float(value))
+            except ValueError:
+                parser.error(
+                    f"argument --params: {value!r} is neither a size nor a parameter "
+                    "convention (nonembed, matmul, total)"
+                )
+        setattr(namespace, self.dest, sizes or None)
 
 
 # --------------------------------------------------------------------------------------
@@ -300,31 +448,106 @@ def progress(text: str) -> None:
 # Commands
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
+def _law_for(args: argparse.Namespace, df: pd.DataFrame) -> tuple[str, str | None, str]:
+    """The law, its input column and why, in one line: the law as asked, else as
+    :func:`analysis.choice.choose_law` finds the data can tell. The column is ``--x``
+    as given for chinchilla (None: params and tokens; a name is refused later)."""
+    from analysis.choice import choose_law
+
+    if args.law is None and args.x is not None:
+        law, why = "saturating", f"law: saturating (--x {args.x} names one variable)"
+    else:
+        law, why = choose_law(df, args.law)
+    x = args.x
+    if law != "chinchilla" and x is None:
+        x = "params"
+        single = "params" in df.columns and df["params"].nunique() == 1
+        if args.law is None and single and "tokens" in df.columns and df["tokens"].nunique() > 1:
+            # One model size (a single run's curve): only D varies, so L(D) is what it tells.
+            x = "tokens"
+            why = (
+                f"law: saturating L(D) = E + A/D^alpha, because there is one model size "
+                f"(N = {_num(df['params'].iloc[0])}) and only D varies; --law to choose another"
+            )
+    return law, x, why
+
+
+def _fit_law(
+    args: argparse.Namespace, df: pd.DataFrame, law: str, x: str | None, y: str
+) -> FitResult:
+    """Fit ``law`` to ``df`` with the command's options, saying what and how long."""
     from analysis.fit import fit_frame
+
+    started = time.perf_counter()
+    n_boot = _bootstrap_for(law, args.bootstrap)
+    what = f"fitting {law} on {len(df)} points"
+    if n_boot:
+        what += f" with {n_boot} bootstrap resamples of {_groups_text(df)}"
+    progress(what + " ...")
+    kw: dict[str, Any] = {"bootstrap": n_boot, "seed": args.seed, "level": args.level}
+    if law != "power":
+        kw["delta"] = args.delta
+    if law == "chinchilla":
+        result = fit_frame(df, "chinchilla", y=y, **kw)
+    else:
+        result = fit_frame(df, law, x=x, y=y, **kw)
+    progress(f"done in {time.perf_counter() - started:.1f} s")
+    return result
+
+
+def _check_identified(args: argparse.Namespace, result: FitResult, what: str) -> None:
+    """Warn (with --strict: fail) when the data do not identify ``result``."""
+    if result.identified:
+        return
+    from analysis.io import DataWarning
+
+    text = f"{what} is not identified: " + "; ".join(result.identification)
+    if getattr(args, "strict", False):
+        raise ValueError(f"{text} (--strict)")
+    warnings.warn(text + "; what is derived from it is marked so", DataWarning, stacklevel=2)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
     from analysis.io import require
 
     df = _load_for_fit(args)
-    x, y = _fit_columns(args.law, args.x, args.y)
-    used = require(df, x + [y], f"the {args.law} fit")
-    started = time.perf_counter()
-    n_boot = _bootstrap_for(args.law, args.bootstrap)
-    what = f"fitting {args.law} on {len(used)} points"
-    if n_boot:
-        what += f" with {n_boot} bootstrap resamples of {_groups_text(used)}"
-    progress(what + " ...")
-    kw: dict[str, Any] = {"bootstrap": n_boot, "seed": args.seed, "level": args.level}
-    if args.law != "power":
-        kw["delta"] = args.delta
-    if args.law == "chinchilla":
-        result = fit_frame(used, "chinchilla", **kw)
-    else:
-        result = fit_frame(used, args.law, x=x[0], y=y, **kw)
-    progress(f"done in {time.perf_counter() - started:.1f} s")
+    law, x_col, why = _law_for(args, df)
+    progress(why)
+    x, y = _fit_columns(law, x_col, args.y)
+    used = require(df, x + [y], f"the {law} fit")
+    result = _fit_law(args, used, law, x_col, y)
+    _check_identified(args, result, f"the {law} fit")
     if args.json:
         _print_json(result.to_dict())
     else:
         print(format_fit(result, source=str(args.path), convention=_convention_note(args, df)))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from analysis.io import require
+    from analysis.predict import predict
+
+    df = _load_for_fit(args)
+    law, x_col, why = _law_for(args, df)
+    progress(why)
+    x, y = _fit_columns(law, x_col, args.y)
+    used = require(df, x + [y], f"the {law} fit")
+    ladder = args.ladder
+    if ladder is not None and not ladder:
+        ladder = sorted(used["params"].unique())
+    # Check the request before the minutes a bootstrap can take.
+    if not any(v is not None for v in (args.at_params, args.tokens, args.flops)):
+        raise ValueError("nothing to predict: give --params N --tokens D, --flops C, or both")
+    result = _fit_law(args, used, law, x_col, y)
+    _check_identified(args, result, f"the {law} fit")
+    predictions = predict(
+        result, params=args.at_params, tokens=args.tokens, flops=args.flops, ladder=ladder
+    )
+    if args.json:
+        _print_json(predictions.to_dict())
+    else:
+        print(format_predictions(predictions, source=str(args.path)))
     return 0
 
 
@@ -348,6 +571,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         frontier = optimal.approach2(runs)
     else:
         runs = require(_load(args), ["params", "tokens", "loss"], "approach 3 (chinchilla fit)")
+        progress("law: chinchilla L(N, D) (approach 3 solves its compute-optimal closed form)")
         what = f"fitting chinchilla on {len(runs)} runs"
         if args.bootstrap:
             what += f" with {args.bootstrap} bootstrap resamples of {_groups_text(runs)}"
@@ -362,6 +586,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
             delta=args.delta,
         )
         progress(f"done in {time.perf_counter() - started:.1f} s")
+        _check_identified(args, result, "the chinchilla fit")
         frontier = optimal.approach3(result)
         if args.budget:
             ladder = sorted(runs["params"].unique())
@@ -383,12 +608,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from analysis.io import require
 
     df = _load_for_fit(args)
-    needed = ["params", "tokens", "flops", "loss"] if args.law == "chinchilla" else [args.x, args.y]
-    used = require(df, needed, f"the {args.law} backtest")
-    kw: dict[str, Any] = {"bootstrap": args.bootstrap, "seed": args.seed}
-    if args.law != "power":
+    law, x_col, why = _law_for(args, df)
+    progress(why)
+    columns, y = _fit_columns(law, x_col, args.y)
+    x = columns[0]
+    needed = [*columns, y]
+    used = require(df, needed, f"the {law} backtest")
+    kw: dict[str, Any] = {
+        "bootstrap": _bootstrap_for(law, args.bootstrap),
+        "seed": args.seed,
+        "level": args.level,
+    }
+    if law != "power":
         kw["delta"] = args.delta
-    result = backtest(used, args.law, k=args.k, x=args.x, y=args.y, **kw)
+    result = backtest(used, law, k=args.k, x=x, y=y, test_where=args.test_where, **kw)
+    _check_identified(args, result.fit, f"the {law} fit on the rows not held out")
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -411,6 +645,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         seed=args.seed,
         convention=_convention(args, runs),
         title=title,
+        law=args.law,
         progress=progress,
     )
     # fine-tuning and compression records beside the sweep, when there are some
@@ -450,6 +685,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         k=args.k,
+        law=args.law,
         progress=progress,
     )
     if args.json:
@@ -464,8 +700,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _mapping(args: argparse.Namespace) -> dict[str, Any]:
+    """The loading options of a command. ``params`` only when given: the default
+    convention applies to run records, while a table keeps its own column."""
     return {
-        "params": args.params,
+        "params": args.params if getattr(args, "params_given", False) else None,
         "where": args.where,
         "params_col": args.params_col,
         "tokens_col": args.tokens_col,
@@ -475,6 +713,7 @@ def _mapping(args: argparse.Namespace) -> dict[str, Any]:
         "trunk_col": args.trunk_col,
         "n_params": args.n_params,
         "tokens_per_step": args.tokens_per_step,
+        "params_map": args.params_map,
     }
 
 
@@ -587,10 +826,15 @@ def format_fit(result: FitResult, source: str | None = None, convention: str | N
     if result.law == "chinchilla":
         lines.append("")
         lines.append("  a, b: exponents of the compute-optimal N_opt ∝ C^a and D_opt ∝ C^b")
+        if not result.identified:
+            lines.append("  (from an unidentified fit: not estimates)")
     lines.append("")
     lines.append(
-        f"objective {result.objective:.6g}, converged: {'yes' if result.converged else 'NO'}"
+        f"objective {result.objective:.6g}, converged: {'yes' if result.converged else 'NO'}, "
+        f"identified: {'yes' if result.identified else 'NO'}"
     )
+    for reason in result.identification:
+        lines.append(f"  not identified: {reason}")
     if result.resampling():
         lines.append(f"bootstrap: {result.resampling()}")
     if not result.intervals:
@@ -598,8 +842,40 @@ def format_fit(result: FitResult, source: str | None = None, convention: str | N
     return "\n".join(lines)
 
 
+def _times(factor: float | None) -> str:
+    """An extrapolation factor: ``37×``; empty within the data (or unknown)."""
+    if factor is None or not math.isfinite(factor) or factor <= 1:
+        return ""
+    return _factor(factor)
+
+
+def _factor(factor: float) -> str:
+    """``1.9×``, ``37×``, ``1667×``."""
+    return f"{factor:.1f}×" if factor < 10 else f"{factor:.0f}×"
+
+
+def _reach(beyond: dict[str, float], scale: str) -> str:
+    """``37× the largest C in the data (5.1× the largest N)``; empty inside the data."""
+    symbol = {"flops": "C", "params": "N", "tokens": "D"}
+    main = beyond.get(scale)
+    if main is None or not math.isfinite(main):
+        return ""
+    text = f"{_factor(main)} the largest {symbol.get(scale, scale)} in the data"
+    n_factor = beyond.get("params", math.nan) if scale == "flops" else math.nan
+    if math.isfinite(n_factor) and n_factor > 1:
+        text += f" ({_factor(n_factor)} the largest N)"
+    return text
+
+
+def _interval_text(interval: Any) -> str:
+    if interval is None or not all(math.isfinite(v) for v in interval):
+        return "-"
+    return f"[{_num(interval[0])}, {_num(interval[1])}]"
+
+
 def format_frontier(frontier: Any, max_rows: int = 12) -> str:
-    """The exponent with its interval, then (up to ``max_rows``, evenly spaced) its points."""
+    """The exponent with its interval, then (up to ``max_rows``, evenly spaced) its points;
+    rows past the data (approach 3) say how far, and an unidentified fit is marked."""
     import numpy as np
 
     name = {1: "envelope of the learning curves", 2: "IsoFLOP parabolas", 3: "chinchilla fit"}
@@ -608,6 +884,8 @@ def format_frontier(frontier: Any, max_rows: int = 12) -> str:
     a = f"  a = {_num(frontier.a)}"
     if interval is not None:
         a += f"   [{_num(interval[0])}, {_num(interval[1])}]"
+    if not getattr(frontier, "identified", True):
+        a += "   (from an unidentified fit: not an estimate)"
     lines.append(a)
     if getattr(frontier, "b", None) is not None:
         lines.append(f"  b = {_num(frontier.b)}   (D_opt ∝ C^b)")
@@ -621,8 +899,15 @@ def format_frontier(frontier: Any, max_rows: int = 12) -> str:
         if len(points) > max_rows:
             shown = points.iloc[np.unique(np.linspace(0, len(points) - 1, max_rows).astype(int))]
             lines.append(f"  {len(shown)} of {len(points)} points (all with --json):")
-        rows = [tuple(str(c) for c in shown.columns)]
-        rows += [tuple(_num(v) for v in row) for row in shown.itertuples(index=False)]
+        columns = [str(c) for c in shown.columns]
+        rows = [tuple("past the data" if c == "extrapolation" else c for c in columns)]
+        for row in shown.itertuples(index=False):
+            rows.append(
+                tuple(
+                    _times(v) if c == "extrapolation" else _num(v)
+                    for c, v in zip(columns, row, strict=True)
+                )
+            )
         lines += _table(rows)
     return "\n".join(lines)
 
@@ -649,37 +934,123 @@ def _frontier_method(frontier: Any) -> str:
 
 
 def format_allocation(allocation: Any) -> str:
+    """One budget's N, D and loss with their intervals, how far past the data, and the
+    ladder member to train."""
+    iv = allocation.intervals
+
+    def value(name: str) -> str:
+        text = _num(getattr(allocation, name))
+        return f"{text} {_interval_text(iv[name])}" if name in iv else text
+
     text = (
-        f"budget C = {_num(allocation.flops)} FLOP: N = {_num(allocation.params)}, "
-        f"D = {_num(allocation.tokens)} tokens, predicted loss {_num(allocation.loss)}"
+        f"budget C = {_num(allocation.flops)} FLOP: N = {value('params')}, "
+        f"D = {value('tokens')} tokens ({_num(allocation.tokens_per_param)} per parameter), "
+        f"predicted loss {value('loss')}"
     )
+    if iv:
+        text += f"   ({allocation.level:.0%} bootstrap intervals)"
+    reach = _reach(allocation.extrapolation, "flops")
+    if reach and allocation.extrapolation.get("flops", 0) > 1:
+        text += f"\n  extrapolation: {reach}"
     if allocation.nearest:
         n = allocation.nearest
         text += (
             f"\n  nearest size in the ladder: N = {_num(n['params'])}, "
             f"D = C/(6N) = {_num(n['tokens'])}, predicted loss {_num(n['loss'])}"
         )
+        if "interval" in n:
+            text += f" {_interval_text(n['interval'])}"
+    if not allocation.identified:
+        text += "\n  (from an unidentified fit: not a recommendation)"
     return text
 
 
+def format_predictions(predictions: Any, source: str | None = None) -> str:
+    """The fitted law, then one row per prediction: the point, D/N, the loss and its band,
+    and how far past the data."""
+    fit = predictions.fit
+    head = f"{fit.law} fit of {fit.n} points" + (f" from {source}" if source else "")
+    lines = [head, f"  {fit.formula()}", ""]
+    level = f"{fit.level:.0%} interval"
+    rows = [("kind", "params", "tokens", "flops", "D/N", fit.target or "loss", level, "past data")]
+    for p in predictions.predictions:
+        rows.append(
+            (
+                p.kind,
+                _num(p.params),
+                _num(p.tokens),
+                _num(p.flops),
+                _num(p.tokens_per_param),
+                _num(p.loss),
+                _interval_text(p.interval),
+                _times(p.extrapolation),
+            )
+        )
+    lines += _table(rows)
+    for p in predictions.predictions:
+        if p.intervals:
+            lines.append(
+                f"  optimum at C = {_num(p.flops)}: N {_interval_text(p.intervals['params'])}, "
+                f"D {_interval_text(p.intervals['tokens'])}"
+            )
+    farthest = predictions.farthest
+    if farthest is not None:
+        reach = _reach(farthest.beyond, farthest.scale)
+        if farthest.extrapolation > 1 and reach:
+            lines.append(f"extrapolation: {reach}")
+        else:
+            lines.append("extrapolation: none, every point lies within the data")
+    if not any(p.interval for p in predictions.predictions):
+        lines.append("no intervals: use --bootstrap N")
+    if not fit.identified:
+        lines.append("from an unidentified fit: these are not predictions (see the warning)")
+    return "\n".join(lines)
+
+
 def format_backtest(result: Any) -> str:
+    """The fit, what was held out, each held-out row with its prediction interval and
+    whether the actual value fell inside, and the errors."""
     lines = [
-        f"{result.law} fitted on all but the {result.k} largest run(s):",
+        f"{result.law} fitted on the other {result.fit.n} rows; held out {result.held_out}:",
         f"  {result.fit.formula()}",
-        "",
     ]
     if result.fit.resampling():
-        lines[-1:-1] = [f"  bootstrap: {result.fit.resampling()}"]
+        lines.append(f"  bootstrap: {result.fit.resampling()}")
+    lines.append("")
     table = result.table
+    level = f"{result.fit.level:.0%} interval"
     columns = [
-        c
-        for c in ("run", "params", "tokens", "flops", "loss", "predicted", "rel_error")
-        if c in table
+        c for c in ("run", "params", "tokens", "flops", "loss", result.y, "predicted") if c in table
     ]
-    rows = [tuple(columns)]
-    for row in table[columns].itertuples(index=False):
-        rows.append(tuple(_num(v) if not isinstance(v, str) else v for v in row))
+    columns = list(dict.fromkeys(columns))
+    rows = [(*columns, level, "inside", "rel_error", "past data")]
+    for record in table.to_dict(orient="records"):
+        cells = [_num(record[c]) if not isinstance(record[c], str) else record[c] for c in columns]
+        inside = record["inside"]
+        rows.append(
+            (
+                *cells,
+                _interval_text((record["lo"], record["hi"])),
+                "-" if inside is None else ("yes" if inside else "NO"),
+                f"{record['rel_error']:+.2%}",
+                _times(record["extrapolation"]),
+            )
+        )
     lines += _table(rows)
+    lines.append("")
+    summary = (
+        f"mean |rel_error| {result.mean_abs_rel_error:.2%}, max {result.max_abs_rel_error:.2%}"
+    )
+    if result.coverage is not None:
+        inside = int(round(result.coverage * len(table)))
+        summary += f"; {inside} of {len(table)} inside their {level}s"
+    else:
+        summary += "; no intervals: use --bootstrap N"
+    lines.append(summary)
+    if not result.fit.identified:
+        lines.append(
+            "from an unidentified fit: the predictions are not the law's (see the warning)"
+        )
     return "\n".join(lines)
 
 

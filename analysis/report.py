@@ -30,9 +30,9 @@ APPROACHES = {
 }
 FIGURES = {
     "loss_vs_compute": "Loss vs compute, with the frontier and the extrapolated law",
-    "compute_vs_params": "Training compute vs model size",
+    "compute_vs_params": "Training compute vs model size at the sweep's budgets (not a frontier)",
     "isoflop": "IsoFLOP profiles (approach 2)",
-    "residuals": "Log residuals of the Chinchilla fit (or of L(N) without one)",
+    "residuals": "Log residuals of the fitted law against N, D and C",
 }
 
 
@@ -47,6 +47,7 @@ def write_report(
     seed: int = 0,
     k: int = 1,
     figures_dir: str | Path | None = None,
+    law: str | None = None,
     progress: Any = None,
 ) -> Path:
     """Fit, plot and write the Markdown report of one sweep; return its path.
@@ -68,14 +69,20 @@ def write_report(
         How many of the largest runs the backtest holds out.
     figures_dir
         Where the figures go (default: ``plots/`` next to the report).
+    law
+        The law of the loss fitted over the runs and backtested (``"chinchilla"``,
+        ``"saturating"``); None: the one the data can identify
+        (:func:`analysis.choice.choose_law`), with the reason in the report.
+    progress
+        Optional callable taking a line of progress (the law chosen and why first).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "plots"
     say = progress or (lambda _text: None)
 
-    fits = compute_fits(runs, curves, bootstrap=bootstrap, seed=seed, progress=say)
-    extra = _extra_fits(runs, bootstrap=bootstrap, seed=seed, k=k, say=say)
+    fits = compute_fits(runs, curves, bootstrap=bootstrap, seed=seed, law=law, progress=say)
+    extra = _extra_fits(runs, fits.law, k=k, bootstrap=bootstrap, seed=seed, say=say)
     title = _sweep_name(runs)
     say(f"drawing figures into {figures_dir}")
     written = plot_all(
@@ -87,17 +94,21 @@ def write_report(
 
 
 def _extra_fits(
-    runs: pd.DataFrame, *, bootstrap: int, seed: int, k: int, say: Any
+    runs: pd.DataFrame, law: str, *, k: int, bootstrap: int, seed: int, say: Any
 ) -> dict[str, Any]:
-    """Fits the report shows beyond those of the figures: L(N) and the backtest."""
+    """Fits the report shows beyond those of the figures: the backtest of ``law``."""
     from analysis.backtest import backtest
     from analysis.io import require
 
     extra: dict[str, Any] = {"notes": {}}
-    say(f"backtest: saturating L(N) without the {k} largest run(s)")
     try:
-        per_size = best_run_per_size(require(runs, ["params", "loss"], "backtest"))
-        extra["backtest"] = backtest(per_size, "saturating", k=k)
+        if law == "chinchilla":
+            say(f"backtest: chinchilla L(N, D) without the {k} run(s) of most compute")
+            used = require(runs, ["params", "tokens", "loss"], "backtest")
+        else:
+            say(f"backtest: saturating L(N) without the {k} largest size(s)")
+            used = best_run_per_size(require(runs, ["params", "loss"], "backtest"))
+        extra["backtest"] = backtest(used, law, k=k, bootstrap=bootstrap, seed=seed)
     except ValueError as err:
         extra["notes"]["backtest"] = str(err)
     return extra
@@ -172,34 +183,54 @@ def _runs_table(runs: pd.DataFrame) -> list[str]:
 
 
 def _fits_section(fits: SweepFits) -> list[str]:
-    entries = [
-        ("C = a·N^k over the runs", fits.compute_vs_params, fits.notes.get("compute_vs_params")),
-        (
-            "L(N) = E + A·N^−α over the best run of each size",
-            fits.loss_vs_params,
-            fits.notes.get("loss_vs_params"),
-        ),
-        (
-            "L(C) = E + A·C^−α on the approach-1 frontier"
-            if fits.loss_vs_compute_source == "frontier"
-            else "L(C) = E + A·C^−α on the final point of each size (no frontier)",
+    compute_rule = (
+        "C = a·N^k: compute against size at the sweep's budgets (its budget rule, "
+        "not a compute-optimal frontier)"
+    )
+    loss_of_size = "L(N) = E + A·N^−α over the best run of each size"
+    chinchilla = "Chinchilla L(N, D) = E + A/N^α + B/D^β over the runs"
+    loss_of_compute = (
+        "L(C) = E + A·C^−α on the approach-1 frontier"
+        if fits.loss_vs_compute_source == "frontier"
+        else "L(C) = E + A·C^−α on the final point of each size (no frontier)"
+    )
+    entries = {
+        "loss_vs_params": (loss_of_size, fits.loss_vs_params, fits.notes.get("loss_vs_params")),
+        "chinchilla": (chinchilla, fits.chinchilla, fits.notes.get("chinchilla")),
+        "loss_vs_compute": (
+            loss_of_compute,
             fits.loss_vs_compute,
             fits.notes.get("loss_vs_compute") or fits.notes.get("frontier1"),
         ),
-        (
-            "Chinchilla L(N, D) = E + A/N^α + B/D^β over the runs",
-            fits.chinchilla,
-            fits.notes.get("chinchilla"),
+        "compute_vs_params": (
+            compute_rule,
+            fits.compute_vs_params,
+            fits.notes.get("compute_vs_params"),
         ),
-    ]
-    lines = []
-    for heading, result, note in entries:
+    }
+    # The law fitted over the runs first, then what the figures add, then the other law.
+    main, other = (
+        ("chinchilla", "loss_vs_params")
+        if fits.law == "chinchilla"
+        else ("loss_vs_params", "chinchilla")
+    )
+    lines = [f"{fits.law_reason}." if fits.law_reason else "", ""]
+    for key in (main, "loss_vs_compute", "compute_vs_params", other):
+        heading, result, note = entries[key]
         lines += [f"### {heading}", ""]
         if result is None:
-            lines += [f"Not fitted: {note or 'no data'}", ""]
+            lines += [f"Not fitted: {_strip_prefix(note or 'no data')}", ""]
             continue
         lines += _fit_table(result)
     return lines
+
+
+def _strip_prefix(note: str) -> str:
+    """A note that already says ``not fitted:`` or ``left out:`` without saying it twice."""
+    for prefix in ("not fitted: ", "left out: "):
+        if note.lower().startswith(prefix):
+            return note[len(prefix) :]
+    return note
 
 
 def _fit_table(result: FitResult) -> list[str]:
@@ -244,7 +275,11 @@ def _frontier_table(fits: SweepFits) -> list[str]:
             if frontier.interval is not None
             else "–"
         )
-        source = f"{len(frontier.points)} points"
+        if approach == 3 and fits.chinchilla is not None:
+            # Approach 3's points are the line drawn from the fit, not data: count the runs.
+            source = f"chinchilla fit to {fits.chinchilla.n} runs"
+        else:
+            source = f"{len(frontier.points)} points"
         if frontier.envelope == "final":
             source += ", through the decayed end of each budget"
         if frontier.grouping == "flops_target":
@@ -265,25 +300,36 @@ def _backtest_section(extra: dict[str, Any], k: int) -> list[str]:
     if result is None:
         return [f"Not run: {extra['notes'].get('backtest', 'no data')}"]
     table = result.table
+    # Prediction intervals when the backtest's fit had bootstrap resamples.
+    has_band = {"lo", "hi"} <= set(table.columns) and bool(table["lo"].notna().any())
     rows = []
-    for row in table.itertuples(index=False):
-        rows.append(
-            [
-                f"`{row.run}`",
-                _num(row.params),
-                _num(row.loss, 4),
-                _num(row.predicted, 4),
-                f"{100 * row.rel_error:+.2f} %",
-            ]
+    for row in table.to_dict(orient="records"):
+        cells = [f"`{row['run']}`", _num(row.get("params"))]
+        if result.law == "chinchilla":
+            cells.append(_num(row.get("tokens")))
+        cells += [_num(row["loss"], 4), _num(row["predicted"], 4)]
+        if has_band:
+            cells.append(f"[{_num(row['lo'], 4)}, {_num(row['hi'], 4)}]")
+        cells.append(f"{100 * row['rel_error']:+.2f} %")
+        rows.append(cells)
+    header = ["run", "params N"] + (["tokens D"] if result.law == "chinchilla" else [])
+    header += ["loss", "predicted"]
+    if has_band:
+        header.append(f"{result.fit.level:.0%} prediction interval")
+    header.append("relative error")
+    if result.law == "chinchilla":
+        what = (
+            f"Chinchilla L(N, D), over the runs, fitted on all but the {k} run(s) of most compute"
+        )
+    else:
+        what = (
+            f"Saturating L(N), over the best run of each size, fitted on all but the {k} "
+            "largest size(s)"
         )
     return [
-        f"Saturating L(N), over the best run of each size, fitted on all but the {k} "
-        "largest size(s) "
-        f"(`{result.fit.formula()}`), then asked to predict the held-out run(s):",
+        f"{what} (`{result.fit.formula()}`), then asked to predict the held-out run(s):",
         "",
-        *_markdown_table(
-            ["run", "params N", "loss", "predicted", "relative error"], rows, align_right_from=1
-        ),
+        *_markdown_table(header, rows, align_right_from=1),
     ]
 
 

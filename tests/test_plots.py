@@ -23,6 +23,7 @@ from matplotlib.collections import PolyCollection
 
 from analysis import plots
 from analysis.io import DataWarning, load, load_curves, load_runs
+from analysis.plots.style import _sci
 
 EPOCH = (
     Path(__file__).resolve().parents[2]
@@ -139,6 +140,7 @@ def test_compute_vs_params_legend_has_k_and_its_interval(demo):
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert "parameters N" in ax.get_xlabel() and "FLOP" in ax.get_ylabel()
     (label,) = [t for t in legend_texts(ax) if "CI" in t]
+    assert "at the sweep's budgets" in label  # what the sweep spent, not a frontier
     k, lo, hi = map(float, re.findall(r"[-+]?\d+\.\d+", label)[:3])
     assert lo < k < hi
     assert k == pytest.approx(fits.compute_vs_params.params["k"], abs=5e-4)
@@ -174,15 +176,83 @@ def test_isoflop_figure_skipped_without_budgets(demo):
 
 def test_residuals_figure_plots_the_fit_residuals(demo):
     runs, _, fits = demo
-    # Every run has 20 tokens per parameter, so chinchilla is not fitted and L(N) stands in.
-    assert fits.chinchilla is None and "tokens per parameter" in fits.notes["chinchilla"]
+    # Every run has 20 tokens per parameter: D follows N, so L(N) is the law, not chinchilla.
+    assert fits.law == "saturating" and fits.chinchilla is None
+    assert "D follows N" in fits.notes["chinchilla"]
     fig = plots.residuals_figure(runs, fits.loss_vs_params)
-    left, right = fig.axes
-    assert left.get_xscale() == "log" and right.get_xscale() == "log"
-    offsets = left.collections[-1].get_offsets()
-    assert np.allclose(offsets[:, 0], runs["params"])
-    assert np.allclose(offsets[:, 1], fits.loss_vs_params.residuals)
+    # One panel against each of N, D and C, in that order, all on log axes.
+    assert [ax.get_xscale() for ax in fig.axes] == ["log"] * 3
+    for ax, column in zip(fig.axes, ("params", "tokens", "flops"), strict=True):
+        offsets = ax.collections[-1].get_offsets()
+        assert np.allclose(offsets[:, 0], runs[column])
+        assert np.allclose(offsets[:, 1], fits.loss_vs_params.residuals)
+    assert "tokens D" in fig.axes[1].get_xlabel() and "FLOP" in fig.axes[2].get_xlabel()
     assert "L(N)" in fig.get_suptitle()
+
+
+def test_residuals_figure_leaves_out_a_missing_column(demo):
+    runs, _, fits = demo
+    fig = plots.residuals_figure(runs.drop(columns="tokens"), fits.loss_vs_params)
+    assert len(fig.axes) == 2 and "tokens" not in fig.axes[1].get_xlabel()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1e20, "$10^{20}$"),
+        (9.996e19, "$10^{20}$"),  # a budget a hair under 1e20, from whole steps
+        (9.94e19, "$9.9\\times10^{19}$"),
+        (3e14, "$3.0\\times10^{14}$"),
+        (2.96e14, "$3.0\\times10^{14}$"),
+    ],
+)
+def test_compute_budgets_print_as_powers_of_ten(value, shown):
+    assert _sci(value) == shown
+
+
+def test_isoflop_legend_reads_ten_to_the_twenty(isoflop):
+    runs, fits = isoflop
+    # The same profiles, scaled so that one budget sits just under 10^20 FLOP.
+    scale = 9.996e19 / 1e14
+    scaled = runs.assign(flops=runs["flops"] * scale)
+    ax = plots.isoflop_figure(scaled, plots.compute_fits(scaled, None, bootstrap=0)).axes[0]
+    texts = legend_texts(ax)
+    assert "C = $10^{20}$ FLOP" in texts
+    assert not [t for t in texts if "10.0" in t]
+
+
+def test_the_law_follows_the_design(demo, wsd):
+    runs, _, fits = demo
+    assert fits.law == "saturating" and fits.law_reason.startswith("law: saturating")
+    assert fits.loss_vs_params is not None and fits.compute_vs_params is not None
+    _, _, _, trunks = wsd
+    # Nine budgets per size: N and D vary independently, so chinchilla, and neither L(N)
+    # nor the compute rule C = a N^k of a size ladder.
+    assert trunks.law == "chinchilla" and "vary independently" in trunks.law_reason
+    assert trunks.chinchilla is not None and trunks.frontier3 is not None
+    assert trunks.loss_vs_params is None and "mix their effects" in trunks.notes["loss_vs_params"]
+    assert trunks.compute_vs_params is None
+    assert "not a size ladder" in trunks.notes["compute_vs_params"]
+
+
+def test_a_law_asked_for_is_the_one_fitted(wsd):
+    _, runs, _, _ = wsd
+    told = []
+    fits = plots.compute_fits(runs, None, bootstrap=0, law="saturating", progress=told.append)
+    assert fits.law == "saturating" and fits.law_reason == "law: saturating (asked with --law)"
+    assert told[0] == fits.law_reason  # said first, on the progress path
+    assert fits.chinchilla is None and fits.frontier3 is None
+    assert fits.loss_vs_params is not None
+    with pytest.raises(ValueError, match="law='power'"):
+        plots.compute_fits(runs, None, law="power")
+
+
+def test_frontier_law_resamples_the_runs_behind_the_envelope(fixed):
+    _, _, fits = fixed
+    envelope = fits.frontier1.points
+    law = fits.loss_vs_compute
+    assert law.resampled == "runs" and law.n_groups == envelope["run"].nunique()
+    assert law.n_groups < len(envelope)  # several envelope points come from one curve
 
 
 @pytest.mark.skipif(not EPOCH.exists(), reason="reference data not present")

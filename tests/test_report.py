@@ -52,23 +52,72 @@ def test_runs_table_lists_every_completed_run(report):
 def test_fits_frontier_and_backtest_sections(report):
     _, _, text = report
     fits = section(text, "Fitted laws")
+    # Two budgets per size: N and D vary independently, and the section says so first.
+    assert fits.strip().startswith("law: chinchilla L(N, D), because N and D vary independently")
+    headings = re.findall(r"^### (.*)$", fits, flags=re.M)
+    assert headings[0].startswith("Chinchilla")  # the law fitted over the runs comes first
     for heading in ("C = a·N^k", "L(N) = E + A·N^−α", "L(C) = E + A·C^−α", "Chinchilla"):
-        assert f"### {heading}" in fits
-    # Each fitted law comes with a parameter table carrying intervals.
-    assert fits.count("| parameter | value |") == 4
-    assert re.search(r"\| k \| [\d.]+ \| \[[\d.]+, [\d.]+\] \|", fits)
+        assert any(h.startswith(heading) for h in headings)
+    assert "at the sweep's budgets" in next(h for h in headings if h.startswith("C = a·N^k"))
+    # Fitted: chinchilla and L(C) on the frontier, each with a parameter table; not a
+    # one-variable L(N), nor the compute rule of a size ladder (this is not one).
+    assert fits.count("| parameter | value |") == 2
+    assert "Not fitted: the runs are not a size ladder" in fits
+    assert "Not fitted: N and D vary independently" in fits
     # How the bootstrap resampled: these records predate trunks, one run per trunk, so
-    # the chinchilla fit over the 14 runs drew points
+    # the chinchilla fit over the 14 runs drew points; the frontier's L(C) drew the
+    # curves its envelope points were read from.
     assert "converged: yes; bootstrap: 20 resamples of 14 points" in fits
+    assert re.search(r"bootstrap: 20 resamples of \d+ runs \(the points of one run", fits)
     frontier = table_rows(section(text, "Compute-optimal frontier"))
-    assert frontier[2][4] == "50 points; bootstrap of 14 points"
+    # Approach 3 counts the runs of its fit, not the points of the line drawn from it.
+    assert frontier[2][4] == "chinchilla fit to 14 runs; bootstrap of 14 points"
     assert [row[0] for row in frontier] == ["1", "2", "3"]
     assert re.fullmatch(r"[\d.]+", frontier[0][2])  # approach 1 has an exponent
     assert re.fullmatch(r"[\d.]+", frontier[2][2])  # and approach 3
     assert frontier[1][2] == "–" and "IsoFLOP" in frontier[1][4]  # approach 2 has no data
-    backtest = table_rows(section(text, "Backtest"))
-    assert len(backtest) == 1 and backtest[0][-1].endswith("%")
-    assert backtest[0][0] == "`fix060384`"  # the best run of the largest size was held out
+    backtest = section(text, "Backtest")
+    assert backtest.strip().startswith("Chinchilla L(N, D)")  # the report's law
+    rows = table_rows(backtest)
+    assert len(rows) == 1 and rows[0][-1].endswith("%")
+    # The run of most compute is held out: the largest size at 20 tokens per parameter
+    # (its FIXED_TOKENS twin has the same N and D; the stable sort keeps that one in).
+    assert rows[0][0] in ("`run060384`", "`fix060384`")
+
+
+def test_saturating_report_when_asked(tmp_path):
+    root = tmp_path / "results"
+    sweep = write_sweep(root, "demo")
+    write_sweep(root, "demo", fixed_tokens=FIXED_TOKENS, prefix="fix")
+    told = []
+    with pytest.warns(DataWarning):
+        path = write_report(
+            load_runs(sweep), None, tmp_path / "r.md", bootstrap=0, law="saturating",
+            progress=told.append,
+        )  # fmt: skip
+    text = path.read_text()
+    assert told[0] == "law: saturating (asked with --law)"
+    fits = section(text, "Fitted laws")
+    assert fits.strip().startswith("law: saturating (asked with --law)")
+    assert re.findall(r"^### (.*)$", fits, flags=re.M)[0].startswith("L(N)")
+    assert "Not fitted: --law saturating was asked" in fits
+    frontier = table_rows(section(text, "Compute-optimal frontier"))
+    assert frontier[2][2] == "–" and "--law saturating" in frontier[2][4]
+    backtest = section(text, "Backtest")
+    assert backtest.strip().startswith("Saturating L(N), over the best run of each size")
+    assert table_rows(backtest)[0][0] == "`fix060384`"  # the best run of the largest size
+
+
+def test_ladder_report_fits_l_of_n_and_the_compute_rule(tmp_path):
+    sweep = write_sweep(tmp_path, "ladder")
+    path = write_report(load_runs(sweep), None, tmp_path / "r.md", bootstrap=0)
+    fits = section(path.read_text(), "Fitted laws")
+    assert fits.strip().startswith("law: saturating L(N) = E + A/N^alpha, because D follows N")
+    k, lo, hi = map(
+        float, re.search(r"\| k \| ([\d.]+) \| \[([\d.]+), ([\d.]+)\] \|", fits).groups()
+    )
+    assert lo < k < hi and 1.9 < k < 2.2  # 20 tokens per parameter: C ∝ N^2
+    assert "Not fitted: D follows N" in fits  # chinchilla
 
 
 def test_figure_links_point_at_files(report):
@@ -92,3 +141,6 @@ def test_report_command(tmp_path, capsys):
     assert code == 0, err
     assert out.strip() == str(tmp_path / "r" / "report.md")
     assert "# Scaling report: small" in (tmp_path / "r" / "report.md").read_text()
+    # The law and why, on stderr and in the report.
+    assert "scaling-analyze: law: saturating L(N) = E + A/N^alpha, because D follows N" in err
+    assert "law: saturating L(N)" in (tmp_path / "r" / "report.md").read_text()
