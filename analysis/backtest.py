@@ -110,13 +110,15 @@ class Backtest:
 
 
 def _test_rows(df: pd.DataFrame, expr: str) -> np.ndarray:
-    """Boolean mask of the rows matching ``expr`` (a pandas query)."""
+    """Boolean mask of the rows matching ``expr`` (a filter :mod:`analysis.query` reads)."""
+    from analysis.query import query
+
     try:
-        matched = df.query(expr)
-    except Exception as err:  # pandas raises SyntaxError, NameError, TypeError, ...
+        matched = query(df, expr)
+    except ValueError as err:
         columns = ", ".join(str(c) for c in df.columns)
         raise ValueError(
-            f"--test-where {expr!r} failed: {type(err).__name__}: {err}. "
+            f"--test-where {expr!r} failed: {err}. "
             f"Available columns: {columns} (quote names with spaces in backticks)"
         ) from None
     if not isinstance(matched, pd.DataFrame):
@@ -145,7 +147,7 @@ def backtest(
 
     Runs are ordered by ``x`` (for ``chinchilla``, which takes ``params`` and ``tokens``,
     by ``flops``, or ``6 * params * tokens`` when there is no flops column). With
-    ``test_where`` (a pandas query, e.g. ``'split == "test"'``) the rows matching it are
+    ``test_where`` (a row filter as ``--where`` takes, e.g. ``'split == "test"'``) the rows matching it are
     held out instead, whatever their size, and ``k`` is ignored. Other keywords go to
     :func:`analysis.fit.fit_frame` (e.g. ``bootstrap``, ``delta``); its default
     bootstrap gives every held-out row a prediction interval.

@@ -77,6 +77,8 @@ def write_report(
         Optional callable taking a line of progress (the law chosen and why first).
     """
     out = Path(out)
+    if out.is_dir():  # before anything is drawn or written
+        raise ValueError(f"{out} is a directory: give --out a file name, e.g. {out / 'report.md'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "plots"
     say = progress or (lambda _text: None)
@@ -402,5 +404,8 @@ def _sweep_name(runs: pd.DataFrame) -> str | None:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind

@@ -21,9 +21,9 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, open_dict, read_write
 
-from scaling import budgets, results
+from scaling import budgets, checks, results
 
 # What happened to each run launched in this process: (run_id, status, message)
 _OUTCOMES: list[tuple[str, str, str]] = []
@@ -44,7 +44,29 @@ def done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
     (``train.save_model``) and a completed run has none: retraining is the only way to
     get them (its checkpoint is gone), and lands on the same run (training is
     deterministic).
+
+    The sweeper asks this of every point of a sweep before it launches any, so the
+    config is checked here too: a bad point ends the command before anything is written.
+
+    Raises
+    ------
+    scaling.checks.Refused
+        A :class:`~scaling.checks.ConfigError` naming the bad key, or a record that
+        cannot be read (naming the file and the fix).
     """
+    checks.check_config(resolved)
+    return _readable(_done_summary, resolved, out)
+
+
+def _readable(read: Any, *args: Any) -> Any:
+    # an unreadable record ends the launch with its one-line message, not a traceback
+    try:
+        return read(*args)
+    except results.RecordError as e:
+        raise checks.Refused(str(e)) from None
+
+
+def _done_summary(resolved: dict[str, Any], out: Path) -> dict[str, Any] | None:
     ids = budgets.record_ids(resolved)
     if ids is not None:
         return _trunk_done(resolved, out, ids)
@@ -65,7 +87,7 @@ def _trunk_done(resolved: dict[str, Any], out: Path, ids: list[str]) -> dict[str
     last = None
     for rid in ids:
         rdir = results.run_dir(resolved["results_dir"], resolved["sweep"], rid)
-        last = done_summary({**resolved, "train": _one_budget(resolved["train"])}, rdir)
+        last = _done_summary({**resolved, "train": _one_budget(resolved["train"])}, rdir)
         if last is None:
             return None
     return trunk if trunk is not None and trunk.get("status") in results.DONE else last
@@ -107,8 +129,16 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
     With ``job=finetune`` or ``job=compress`` (experiment/finetune.yaml, compress.yaml),
     fine-tune or compress every model of the sweep ``source`` instead (scaling/sources.py).
+
+    Raises
+    ------
+    scaling.checks.Refused
+        Before anything is written: a config no run can be trained from
+        (:class:`~scaling.checks.ConfigError`, naming the key and the fix), or a record
+        of this run that cannot be read.
     """
-    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    resolved = checks.resolve(cfg)
+    checks.check_config(resolved)
     if resolved.get("job", "pretrain") != "pretrain":
         from scaling.sources import run_job
 
@@ -118,12 +148,12 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     out = results.run_dir(resolved["results_dir"], resolved["sweep"], rid)
     label = f"run {rid} ({_overrides() or 'defaults'})"
 
-    summary = done_summary(resolved, out)
+    summary = _readable(_done_summary, resolved, out)
     if summary is not None:
         skip(label, summary, out)
         _nothing_left_to_checkpoint()
         return summary
-    if (results.read_summary(out) or {}).get("status") == "completed":
+    if (_readable(results.read_summary, out) or {}).get("status") == "completed":
         print(f"{label}: completed without saved weights, retraining to save them", flush=True)
 
     # torch is imported only when something is to be trained: relaunching a finished
@@ -157,6 +187,56 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     _nothing_left_to_checkpoint()
     _OUTCOMES.append((rid, summary["status"], ""))
     return summary
+
+
+class ConfigCheck(Callback):
+    """Refuses a bad config before Hydra creates its first directory.
+
+    Hydra makes its own log directory under ``results_dir`` before the task starts, so
+    a results directory that cannot be created would end in a traceback there; every
+    other check is made here too, so a bad value ends the command with one line. In a
+    multirun this checks the values common to every point (the sweeper checks each
+    point before launching any); keys being swept are left to it.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _refuse_bad(config, swept=set())
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _refuse_bad(config, swept=_swept_keys(config))
+
+
+def _swept_keys(config: DictConfig) -> set[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = list(config.hydra.overrides.task)
+    keys = {
+        o.key_or_group
+        for o in OverridesParser.create().parse_overrides(task)
+        if o.is_sweep_override()
+    }
+    return keys | {str(k) for k in (config.hydra.sweeper.get("params") or {})}
+
+
+def _refuse_bad(config: DictConfig, swept: set[str]) -> None:
+    cfg = config.copy()
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        resolved = checks.resolve(cfg)
+        checks.check_config(resolved)
+        if not swept and resolved.get("job", "pretrain") == "pretrain":
+            # the run's own record: unreadable, it would end the run in a traceback
+            out = results.run_dir(
+                resolved["results_dir"], resolved["sweep"], results.run_id(resolved)
+            )
+            _readable(_done_summary, resolved, out)
+    except checks.Refused as e:
+        key = getattr(e, "key", "")
+        if any(key == k or key.startswith(k + ".") for k in swept):
+            return  # each point's own value is checked by the sweeper
+        # SystemExit: Hydra turns any other exception raised by a callback into a warning
+        raise SystemExit(f"scaling-train: {e}") from None
 
 
 class SweepReport(Callback):

@@ -11,13 +11,18 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import secrets
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 SCHEMA = 1
+
+
+class RecordError(ValueError):
+    """A record file that cannot be read; the message names the file and the fix."""
+
 
 STATUSES = ("running", "interrupted", "completed", "diverged", "failed")
 DONE = ("completed", "diverged")  # finished for good: relaunching does not retrain these
@@ -133,20 +138,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``.
 
     A reader sees either the old file or the new one, never a half-written one, even if
-    the process is killed mid-write.
+    the process is killed mid-write; on any error the temp file is removed. The file
+    gets the permissions the user's umask gives any new file, like the record's other
+    files (``tempfile.mkstemp`` would make it private to its owner).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    # O_EXCL under a random name, as mkstemp does, but with mode 0o666 for the umask to cut
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_json(path: str | os.PathLike, obj: Mapping[str, Any]) -> None:
@@ -166,19 +183,27 @@ def read_summary(directory: str | os.PathLike) -> dict[str, Any] | None:
 
     Raises
     ------
-    ValueError
-        When the file exists but is not valid JSON (names the file).
+    RecordError
+        When the file exists but is not UTF-8, not valid JSON (empty or cut short) or not
+        a JSON object (one line naming the file and the fix).
     """
     path = Path(directory) / "summary.json"
     if not path.exists():
         return None
+    fix = "delete it to retrain this run (from its checkpoint, if it has one)"
     try:
-        return json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+        summary = json.loads(text)
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}: not UTF-8 text (byte {e.start}); {fix}") from None
     except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
-            "delete the file to retrain this run from its checkpoint"
-        ) from e
+        what = "empty" if not text.strip() else f"not valid JSON ({e.msg} at line {e.lineno})"
+        raise RecordError(f"{path}: {what}; {fix}") from None
+    if not isinstance(summary, dict):
+        kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        what = kinds.get(type(summary), "a number")
+        raise RecordError(f"{path}: holds {what}, not a JSON object; {fix}")
+    return summary
 
 
 def write_summary(directory: str | os.PathLike, summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -225,14 +250,18 @@ def read_metrics(directory: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(directory) / "metrics.jsonl"
     if not path.exists():
         return []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}: not UTF-8 text (byte {e.start})") from None
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}, line {i}: not valid JSON ({e.msg})") from e
+            raise RecordError(f"{path}, line {i}: not valid JSON ({e.msg})") from None
     return rows
 
 

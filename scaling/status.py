@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,11 @@ def sweep_table(sweep_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the status table of one sweep directory (``--json`` for machine-readable)."""
+    """Print the status table of one sweep directory (``--json`` for machine-readable).
+
+    Returns 0, or 1 (with one line naming the file and the fix) when a run's record
+    cannot be read.
+    """
     parser = argparse.ArgumentParser(
         prog="scaling-train status", description="Show the runs of a sweep and their state."
     )
@@ -162,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.sweep_dir).is_dir():
         parser.error(f"{args.sweep_dir}: no such sweep directory")
-    table, rows = sweep_table(args.sweep_dir)
+    try:
+        table, rows = sweep_table(args.sweep_dir)
+    except results.RecordError as e:
+        print(f"scaling-train status: {e}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

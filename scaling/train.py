@@ -654,8 +654,12 @@ def _train(
 
     def save(path: Path, state: dict[str, Any]) -> None:
         tmp = path.with_suffix(".pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk or a kill mid-save leaves no temp file
+            raise
 
     def record(**fields: Any) -> dict[str, Any]:
         tokens = step * plan["batch_tokens"]
@@ -823,7 +827,8 @@ def _recorded(cfg: Mapping[str, Any], rid: str) -> bool:
 def _load(path: Path, device: torch.device) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    return torch.load(path, map_location=device, weights_only=False)
+    # tensors, numbers, strings and containers only: loading runs no code from the file
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def _decay_info(plan: Mapping[str, Any], budget: budgets.Budget) -> dict[str, Any] | None:

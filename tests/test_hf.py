@@ -244,3 +244,48 @@ def test_trainer_state_without_log_history(tmp_path):
         load(path)
     with pytest.raises(DataError, match="no trainer_state.json"):
         load_hf_runs(tmp_path / "elsewhere")
+
+
+def _write_state(tmp_path: Path, state: dict) -> Path:
+    path = tmp_path / "run" / "trainer_state.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(state))  # json writes inf as Infinity, as Python's json reads it
+    return path
+
+
+def test_a_step_that_is_not_a_whole_number_is_named_not_an_overflow(tmp_path):
+    state = trainer_state()
+    state["log_history"][2]["step"] = float("inf")
+    path = _write_state(tmp_path, state)
+    with pytest.raises(DataError, match=r"field 'log_history\[2\]\.step' is inf \(infinite\)"):
+        load(path, n_params=1e6)
+    state["log_history"][2]["step"] = True
+    path.write_text(json.dumps(state))
+    with pytest.raises(DataError, match=r"'log_history\[2\]\.step' is True.*a boolean"):
+        load(path, n_params=1e6)
+
+
+def test_a_history_whose_steps_go_back_or_disagree_is_refused(tmp_path):
+    state = trainer_state()
+    history = state["log_history"]
+    evals = [i for i, e in enumerate(history) if "eval_loss" in e]
+    history.insert(evals[-1] + 1, dict(history[evals[0]]))  # step 100's eval after step 300
+    path = _write_state(tmp_path, state)
+    with pytest.raises(DataError, match=rf"log_history\[{evals[-1] + 1}\]: step 100 comes after "
+                                        r"step 300.*goes backwards"):  # fmt: skip
+        load(path, n_params=1e6)
+    state = trainer_state()
+    twice = dict(state["log_history"][evals[0]], eval_loss=9.0)
+    state["log_history"].insert(evals[0] + 1, twice)  # another eval_loss at the same step
+    path.write_text(json.dumps(state))
+    with pytest.raises(DataError, match=r"'eval_loss' at step 100 is 9\.0.*two entries claim"):
+        load(path, n_params=1e6)
+
+
+def test_a_negative_loss_in_a_trainer_state_is_refused_with_its_entry(tmp_path):
+    state = trainer_state()
+    index = next(i for i, e in enumerate(state["log_history"]) if "eval_loss" in e)
+    state["log_history"][index]["eval_loss"] = -3.0
+    path = _write_state(tmp_path, state)
+    with pytest.raises(DataError, match=rf"'log_history\[{index}\]\.eval_loss' is -3\.0 \(not"):
+        load(path, n_params=1e6)

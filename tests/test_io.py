@@ -144,7 +144,9 @@ def test_budget_records_carry_their_trunk_and_the_trunk_record_is_skipped(tmp_pa
     for row in df.itertuples():
         s = budget_records[row.run]
         assert (row.schedule, row.trunk, row.budget_index) == (
-            "wsd_s", s["trunk_id"], s["budget_index"]
+            "wsd_s",
+            s["trunk_id"],
+            s["budget_index"],
         )
         assert row.budgets == s["budgets"] and row.loss == s["final_val_loss"]
         assert math.isnan(row.flops_target) and math.isnan(row.epochs)
@@ -414,3 +416,161 @@ def test_require_explains_missing_columns_and_drops_incomplete_rows():
     with pytest.warns(DataWarning, match=r"dropped 1 row.*: b"):
         kept = require(df, ["params", "loss"], "saturating")
     assert list(kept["run"]) == ["a", "c"]
+
+
+# --------------------------------------------------------------------------------------
+# The rules of analysis.io.checks, as each reader applies them
+
+
+def test_a_table_value_past_the_float_range_figures_draw_is_named_by_line(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,flops,loss\n1e7,2e8,1.2e16,3.1\n2e7,4e8,4.8e16,2.9\n"
+                    "1e308,2e8,1e308,3.0\n")  # fmt: skip
+    with pytest.raises(DataError, match=r"runs\.csv, line 4: column 'params' is 1e\+308 \(too"):
+        load(path)
+
+
+def test_a_derived_column_that_overflows_says_how_it_was_derived(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss\n1e7,2e8,3.1\n1e60,1e60,3.0\n")
+    with pytest.raises(DataError, match=r"line 3: column 'flops' is 6e\+120 .*6 · params · tokens"):
+        load(path)
+
+
+def test_booleans_are_refused_in_jsonl_as_in_csv(tmp_path):
+    jsonl = tmp_path / "runs.jsonl"
+    jsonl.write_text('{"params": 1e7, "tokens": 2e8, "loss": 3.1}\n'
+                     '{"params": 2e7, "tokens": 4e8, "loss": true}\n')  # fmt: skip
+    with pytest.raises(DataError, match=r"runs\.jsonl, line 2: column 'loss' is True"):
+        load(jsonl)
+    jsonl.write_text('{"params": 1e7, "tokens": 2e8, "loss": "3.1"}\n')
+    with pytest.raises(DataError, match=r"line 1: column 'loss' is '3\.1'.*without quotes"):
+        load(jsonl)
+    csv = tmp_path / "runs.csv"
+    csv.write_text("params,tokens,loss\n1e7,2e8,True\n2e7,4e8,False\n")
+    with pytest.raises(DataError, match=r"runs\.csv, line 2: column 'loss' is (np\.)?True"):
+        load(csv)
+
+
+def test_a_mapped_column_is_named_as_the_source_calls_it(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,L\n1e7,2e8,3.1\n2e7,4e8,-3\n")
+    with pytest.raises(DataError, match=r"line 3: column 'L' is -3 \(not > 0\)"):
+        load(path, params_col="N", tokens_col="D", loss_col="L")
+
+
+def test_a_run_of_zero_tokens_is_refused_but_a_curve_may_start_at_zero(tmp_path):
+    runs = tmp_path / "runs.csv"
+    runs.write_text("params,tokens,loss\n1e7,2e8,3.1\n2e7,0,3.0\n")
+    with pytest.raises(DataError, match=r"line 3: column 'tokens' is 0 \(zero\)"):
+        load(runs)
+    curve = tmp_path / "curve.csv"
+    curve.write_text("run,step,params,tokens,loss\na,0,1e7,0,9.0\na,10,1e7,1e5,4.0\n"
+                     "a,20,1e7,2e5,3.5\n")  # fmt: skip
+    df = load(curve)
+    assert list(df["tokens"]) == [0, 1e5, 2e5]
+    with pytest.warns(DataWarning, match=r"left out 1 point\(s\) at 0 tokens.*: a"):
+        used = require(df, ["params", "tokens", "loss"], "the fit")
+    assert list(used["step"]) == [10, 20]
+
+
+def test_steps_of_a_table_must_be_whole_and_not_repeat(tmp_path):
+    path = tmp_path / "curve.csv"
+    path.write_text("run,step,params,tokens,loss\na,10,1e7,1e5,4.0\na,10.5,1e7,2e5,3.5\n")
+    with pytest.raises(DataError, match=r"line 3: column 'step' is 10\.5 \(not a whole number\)"):
+        load(path)
+    path.write_text("run,step,params,tokens,loss\na,10,1e7,1e5,4.0\na,10,1e7,2e5,3.5\n")
+    with pytest.raises(DataError, match=r"line 3: run 'a' has step 10 again \(first at .*line 2\)"):
+        load(path)
+    path.write_text("run,step,params,tokens,loss\na,20,1e7,2e5,3.5\na,10,1e7,1e5,4.0\n")
+    with pytest.warns(DataWarning, match=r"line 3: the steps of run 'a' go backwards"):
+        load(path)
+
+
+def test_every_row_says_where_it_was_read_and_require_names_it(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss,width\n1e7,2e8,3.1,64\n2e7,4e8,2.9,wide\n")
+    df = load(path)
+    assert list(df["origin"]) == [f"{path}, line 2", f"{path}, line 3"]
+    # a column of the source's own (--x width) gets the rules when a use needs it
+    with pytest.raises(DataError, match=r"runs\.csv, line 3: column 'width' is 'wide'"):
+        require(df, ["width", "loss"], "the fit")
+    with pytest.raises(DataError, match=r"runs\.csv, line 3: column 'width' is -1 \(not > 0\)"):
+        require(df.assign(width=[64.0, -1.0]), ["width", "loss"], "the fit")
+
+
+def test_params_convention_picks_a_table_column_or_is_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,params_matmul,tokens,loss\n1e7,1.2e7,2e8,3.1\n2e7,2.3e7,4e8,2.9\n")
+    assert list(load(path, params="matmul")["params"]) == [1.2e7, 2.3e7]
+    assert list(load(path)["params"]) == [1e7, 2e7]  # no convention asked: as given
+    with pytest.raises(DataError, match=r"no 'params_total' column: its parameter column is "
+                                        r"taken as given.*--params-col COL"):  # fmt: skip
+        load(path, params="total")
+
+
+def test_run_records_with_bad_numbers_name_the_file_and_field(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    summary = next(sweep.glob("*/summary.json"))
+    record = json.loads(summary.read_text())
+    record["params_nonembed"] = math.inf  # json writes Infinity
+    summary.write_text(json.dumps(record))
+    with pytest.raises(DataError, match=rf"{summary.parent.name}/summary\.json: field "
+                                        r"'params_nonembed' is inf \(infinite\)"):  # fmt: skip
+        load_runs(sweep)
+    record["params_nonembed"], record["final_val_loss"] = 1e6, True
+    summary.write_text(json.dumps(record))
+    with pytest.raises(DataError, match=r"summary\.json: field 'final_val_loss' is True"):
+        load_runs(sweep)
+
+
+def test_metrics_whose_steps_go_back_are_refused(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:1])
+    metrics = next(sweep.glob("*/metrics.jsonl"))
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([*lines, lines[1]]) + "\n")  # the second line again
+    with pytest.raises(DataError, match=rf"metrics\.jsonl, line {len(lines) + 1}: run .* has "
+                                        r"step \d+ again \(first at .*line 2\)"):  # fmt: skip
+        load_curves(sweep)
+    bad = json.loads(lines[1])
+    bad["val_loss"] = True
+    metrics.write_text("\n".join([lines[0], json.dumps(bad), *lines[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"metrics\.jsonl, line 2: field 'val_loss' is True"):
+        load_curves(sweep)
+
+
+def test_two_records_of_one_run_are_refused_by_name(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    run_dir = next(p for p in sweep.iterdir() if p.is_dir())
+    copy = sweep / f"{run_dir.name}-copy"
+    copy.mkdir()
+    for name in ("summary.json", "metrics.jsonl"):
+        (copy / name).write_text((run_dir / name).read_text())
+    with pytest.raises(DataError, match=rf"run_id '{run_dir.name}' of sweep 'demo' is also the "
+                                        r"run of .*: two records claim one run"):  # fmt: skip
+        load_runs(sweep)
+
+
+@pytest.mark.parametrize(
+    ("change", "outcome"),
+    [
+        ({"schema": "1"}, r"field 'schema' is '1'; expected a whole number from 1 to 1"),
+        ({"schema": 2}, r"field 'schema' is 2, newer than this reader understands"),
+        ({"role": "branch"}, r"field 'role' is 'branch'; expected 'trunk' or no role"),
+    ],
+)
+def test_records_of_an_unknown_schema_are_refused(tmp_path, change, outcome):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:2])
+    summary = next(sweep.glob("*/summary.json"))
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), **change}))
+    with pytest.raises(DataError, match=outcome):
+        load_runs(sweep)
+
+
+def test_records_of_an_unknown_job_are_left_out_by_name(tmp_path):
+    sweep = write_sweep(tmp_path, ladder=LADDER[:3])
+    summary = next(sweep.glob("*/summary.json"))
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "job": "distill"}))
+    with pytest.warns(DataWarning, match=rf"{summary.parent.name}/summary\.json \(job 'distill'\)"):
+        df = load_runs(sweep)
+    assert len(df) == 2

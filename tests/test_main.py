@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scaling import results
 
 QUICK = ("train.tokens=16384",)
@@ -149,3 +151,89 @@ def test_a_slurm_job_whose_run_is_done_ignores_the_time_limit_warning(
         assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR2, before)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: one line naming the key (or file) and the fix, and nothing written
+
+
+def one_line_error(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.startswith("scaling-train: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["model.d_model=abc"], "model.d_model='abc' must be a positive whole number"),
+        (["train.tokens=-1"], "train.tokens=-1 must be a positive"),
+        (["train.tokens=0"], "train.tokens=0 must be a positive"),
+        (["optim.batch_tokens=0"], "optim.batch_tokens=0 must be a positive"),
+        (["data=text"], "data.path is not set: add data.path=VALUE"),
+        (["data=text", "data.path=missing.txt"], "data.path='missing.txt' does not exist"),
+        (["-m", "model.d_model=16,abc"], "model.d_model='abc'"),  # checked before launching
+        (["-m", "data=text", "data.path=a.txt,b.txt"], "data.path='a.txt' does not exist"),
+    ],
+)
+def test_a_bad_config_ends_with_one_line_and_leaves_no_record(tmp_path, args, says):
+    multi = args[:1] == ["-m"]
+    rest = args[1:] if multi else args
+    first = ["-m"] if multi else []
+    out = scaling_train(*first, "experiment=smoke", "results_dir=r", *QUICK, *rest, cwd=tmp_path)
+    assert says in one_line_error(out)
+    assert records(tmp_path / "r" / "smoke") == {}
+    assert "training in" not in out.stdout
+
+
+@pytest.mark.parametrize("where", ["afile", "afile/sub"])
+def test_a_results_dir_that_cannot_be_made_is_one_line(tmp_path, where):
+    # a path through a regular file cannot be created even by root
+    (tmp_path / "afile").write_text("")
+    out = scaling_train(
+        "experiment=smoke", "model.d_model=16", f"results_dir={where}", cwd=tmp_path
+    )
+    line = one_line_error(out)
+    assert f"results_dir='{where}' cannot be created: afile is a file" in line
+    assert (tmp_path / "afile").read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permission bits do not stop root")
+def test_a_results_dir_without_write_permission_is_one_line(tmp_path):
+    (tmp_path / "locked").mkdir(mode=0o500)
+    try:
+        out = scaling_train("experiment=smoke", "results_dir=locked/r", cwd=tmp_path)
+        assert "cannot be written: no write permission in locked" in one_line_error(out)
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"status": "compl', b"", b"\xff\xfe\x00", b'["completed"]'], ids=str
+)
+@pytest.mark.parametrize("multi", [False, True], ids=["run", "multirun"])
+def test_relaunching_over_an_unreadable_summary_names_the_file(resolved, tmp_path, content, multi):
+    cfg = resolved("experiment=smoke", "model.d_model=16", "results_dir=r", *QUICK)
+    out_dir = results.run_dir(tmp_path / "r", "smoke", results.run_id(cfg))
+    out_dir.mkdir(parents=True)
+    (out_dir / "summary.json").write_bytes(content)
+    first = ["-m"] if multi else []
+    out = scaling_train(
+        *first, "experiment=smoke", "model.d_model=16", "results_dir=r", *QUICK, cwd=tmp_path
+    )
+    line = one_line_error(out)
+    assert str(Path("r") / "smoke" / out_dir.name / "summary.json") in line
+    assert "delete it to retrain this run" in line
+    assert os.listdir(out_dir) == ["summary.json"]  # left as it was
+
+
+def test_run_refuses_a_bad_config_before_making_its_directory(compose, tmp_path):
+    from scaling.checks import ConfigError
+    from scaling.main import run
+
+    with pytest.raises(ConfigError, match="train.tokens=-1") as err:
+        run(compose("experiment=smoke", f"results_dir={tmp_path}", "train.tokens=-1"))
+    assert err.value.key == "train.tokens"
+    assert list(tmp_path.iterdir()) == []

@@ -144,3 +144,16 @@ def test_report_command(tmp_path, capsys):
     # The law and why, on stderr and in the report.
     assert "scaling-analyze: law: saturating L(N) = E + A/N^alpha, because D follows N" in err
     assert "law: saturating L(N)" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_report_out_over_a_directory_is_refused_and_writes_nothing(tmp_path, capsys):
+    sweep = write_sweep(tmp_path, "small", ladder=LADDER[:6])
+    target = tmp_path / "rep"
+    target.mkdir()
+    code = main(["report", str(sweep), "--bootstrap", "0", "--out", str(target)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{target} is a directory" in err and "Traceback" not in err
+    # nothing left: no temporary file beside it, no figures drawn
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep", "small"]
+    assert list(target.iterdir()) == []

@@ -86,3 +86,51 @@ def test_bad_metrics_line_error_names_file_and_line(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": \n')
     with pytest.raises(ValueError, match=r"metrics.jsonl, line 2"):
         results.read_metrics(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'{"status": "comp', "not valid JSON"),  # cut short by a full disk
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b'{"status": "\xff\xfe"}', "not UTF-8 text"),
+        (b'["completed"]', "holds an array, not a JSON object"),
+        (b"3", "holds a number, not a JSON object"),
+    ],
+)
+def test_unreadable_summary_is_one_line_naming_the_file_and_the_fix(tmp_path, content, says):
+    (tmp_path / "summary.json").write_bytes(content)
+    with pytest.raises(results.RecordError) as err:
+        results.read_summary(tmp_path)
+    message = str(err.value)
+    assert message.startswith(str(tmp_path / "summary.json")) and says in message
+    assert "delete it to retrain this run" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_every_record_file_gets_the_permissions_of_the_umask(tmp_path, umask):
+    before = os.umask(umask)
+    try:
+        results.write_summary(tmp_path, {"status": "completed"})
+        results.atomic_write_text(tmp_path / "config.yaml", "seed: 0\n")
+        log = results.MetricsLog(tmp_path / "metrics.jsonl")
+        log.close()
+    finally:
+        os.umask(before)
+    expected = 0o666 & ~umask  # what open() gives any new file under this umask
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["summary.json", "config.yaml", "metrics.jsonl"], expected)
+
+
+def test_atomic_write_that_fails_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    path.write_text("old")
+
+    def no_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results.os, "replace", no_replace)
+    with pytest.raises(OSError, match="No space left"):
+        results.atomic_write_text(path, "new")
+    assert os.listdir(tmp_path) == ["summary.json"] and path.read_text() == "old"

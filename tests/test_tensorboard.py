@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from analysis.cli import main
-from analysis.io import DataError, OptionalDependencyError, load, load_tensorboard
+from analysis.io import DataError, DataWarning, OptionalDependencyError, load, load_tensorboard
 
 pytest.importorskip("tensorboard")
 
@@ -149,3 +149,20 @@ def test_cli_fits_a_tensorboard_directory_of_several_sizes(tmp_path, capsys):
     code = main([*args, "--curves", "--json"])
     out, _ = capsys.readouterr()
     assert code == 0 and json.loads(out)["n"] == 3 * len(SIZES)
+
+
+def test_steps_logged_again_are_named_and_an_infinite_loss_is_refused(tmp_path):
+    from tensorboard.summary import Writer
+
+    write_tensorboard(tmp_path)
+    again = Writer(str(tmp_path / "a"))  # a restart writes a second file into the run's dir
+    again.add_scalar("eval/loss", 1.5, step=30)
+    again.close()
+    with pytest.warns(DataWarning, match=r"steps logged again.*later values kept: a \(1 step"):
+        df = load(tmp_path, kind="curves", n_params=1e5)
+    assert df.loc[(df["run"] == "a") & (df["step"] == 30), "loss"].item() == 1.5
+    bad = Writer(str(tmp_path / "c"))
+    bad.add_scalar("eval/loss", float("inf"), step=10)
+    bad.close()
+    with pytest.raises(DataError, match=r"run 'c', step 10: column 'loss' is inf \(infinite\)"):
+        load(tmp_path, kind="curves", n_params=1e5)

@@ -426,3 +426,55 @@ def test_a_trunk_killed_in_any_phase_resumes_bit_for_bit(forked_reference, tmp_p
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode == 0, output
     assert all_records(tmp_path) == forked_reference
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints: loaded with weights_only=True, and never left half-written
+
+
+def test_a_checkpoint_loads_weights_only_and_resumes_to_the_same_loss(resolved, tmp_path):
+    import torch
+
+    cfg, out = run_once(resolved, tmp_path, "train.keep_checkpoint=true")
+    first = train(cfg, out)
+    # tensors, numbers, strings and containers only: the safe unpickler takes it whole
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert 0 < state["step"] < first["step"]
+    # train again: it resumes from that checkpoint and must land on the same numbers
+    again = train(cfg, out)
+    assert again["step"] == first["step"]
+    assert again["final_val_loss"] == first["final_val_loss"]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (open, ("pwned", "w"))
+
+
+def test_a_checkpoint_holding_an_object_is_refused(tmp_path, monkeypatch):
+    import pickle
+
+    import torch
+
+    from scaling.train import _load
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"step": 1, "x": _RunsCode()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        _load(tmp_path / "checkpoint.pt", torch.device("cpu"))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_checkpoint_write_that_fails_leaves_no_temp_file(resolved, tmp_path, monkeypatch):
+    import torch
+
+    def disk_full(state, path):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    cfg, out = run_once(resolved, tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        train(cfg, out)
+    assert results.read_summary(out)["status"] == "failed"  # a failure while training
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]

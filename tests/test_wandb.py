@@ -273,3 +273,52 @@ def test_without_wandb_the_error_says_how_to_install(tmp_path, monkeypatch):
     (tmp_path / "run-abc.wandb").write_bytes(b"")
     with pytest.raises(OptionalDependencyError, match=r'pip install "scaling-lab\[wandb\]"'):
         load(tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# The rules of analysis.io.checks on W&B exports
+
+
+def test_a_boolean_or_text_loss_in_the_runs_export_is_refused_with_its_line(tmp_path):
+    path = write_script_export(tmp_path / "project.csv")
+    table = pd.read_csv(path, index_col=0)
+    summary = {"eval/loss": True, "train/num_input_tokens_seen": TOKENS}
+    table.loc[3, "summary"] = repr(summary)  # line 5: the header, then rows 0..3
+    table.to_csv(path)
+    with pytest.raises(DataError, match=r"project\.csv, line 5: run 'r2': field 'eval/loss' is "
+                                        r"True.*a boolean"):  # fmt: skip
+        load(path)
+    table.loc[3, "summary"] = repr({**summary, "eval/loss": float("inf")})
+    table.to_csv(path)
+    with pytest.raises(DataError, match=r"line 5: run 'r2': field 'eval/loss' is inf"):
+        load(path)
+
+
+def test_runs_of_one_name_are_told_apart_and_a_row_listed_twice_is_refused(tmp_path):
+    path = write_script_export(tmp_path / "project.csv")
+    table = pd.read_csv(path, index_col=0)
+    table.loc[3, "name"] = "r1"  # two different runs both called r1: lines 4 and 5
+    table.to_csv(path)
+    with pytest.warns(DataWarning, match=r"several runs share a name.*r1 \(2 runs\)"):
+        runs = load(path)
+    assert {"r1 (line 4)", "r1 (line 5)"} <= set(runs["run"])
+    table.loc[3] = table.loc[2]  # the same run twice
+    table.to_csv(path)
+    with pytest.raises(DataError, match=r"line 5: run 'r1' again, with the values of line 4"):
+        load(path)
+
+
+def test_a_history_that_repeats_a_step_or_logs_text_as_loss_is_refused(tmp_path):
+    path = write_history_export(tmp_path / "history.csv")
+    table = pd.read_csv(path)
+    table.loc[1, "_step"] = 100  # run idr1 logs step 100 twice (lines 2 and 3)
+    table.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"history\.csv, line 3: the curve has step 100 again "
+                                        r"\(first at .*line 2\)"):  # fmt: skip
+        load(path, kind="curves", n_params=1e6)
+    table = pd.read_csv(write_history_export(path))
+    table["eval/loss"] = table["eval/loss"].astype(object)
+    table.loc[2, "eval/loss"] = "diverged"
+    table.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"line 4: column 'eval/loss' is 'diverged'"):
+        load(path, kind="curves", n_params=1e6)

@@ -30,14 +30,18 @@ Sources, one module each:
 * :mod:`~analysis.io.tensorboard`: TensorBoard event files, one run per directory
   (:func:`load_tensorboard`, needs the optional ``tensorboard`` package);
 * :mod:`~analysis.io.wandb`: W&B CSV exports of runs (:func:`load_wandb_runs`) and
-  histories (:func:`load_wandb_history`), and offline run directories
-  (:func:`load_wandb_offline`, needs the optional ``wandb`` package);
+  histories (:func:`load_wandb_history`); :mod:`~analysis.io.wandb_offline`: offline run
+  directories (:func:`load_wandb_offline`, needs the optional ``wandb`` package);
 * :mod:`~analysis.io.logs`: what the training logs share, e.g. per-run parameter counts
   from a ``run,params`` mapping file (:func:`read_params_map`);
 * :func:`load` (:mod:`~analysis.io.sources`) picks the right one from what the path is.
 
-Problems in the data raise :class:`DataError`, whose message names the file, the line or
-field, and what was expected. Things worth knowing that do not stop the analysis (runs left
+Every number goes through the rules of :mod:`~analysis.io.checks`, whichever the source:
+a number (no booleans, no text), finite, in range (> 0 where logs are taken, at most
+``1e100``), steps whole and in order, one record per run; each row's ``origin`` says
+where it was read, so :func:`require` names the line of a bad value in any column a use
+needs. Problems in the data raise :class:`DataError`, whose message names the file, the
+line or field, what was expected and the fix. Things worth knowing that do not stop the analysis (runs left
 out, duplicates dropped) are reported with :class:`DataWarning`; notes (values derived)
 go to the ``analysis.io`` logger.
 """
@@ -61,13 +65,8 @@ from analysis.io.records import (
 from analysis.io.sources import load
 from analysis.io.tables import load_table
 from analysis.io.tensorboard import load_tensorboard
-from analysis.io.wandb import (
-    csv_layout,
-    load_wandb_history,
-    load_wandb_offline,
-    load_wandb_runs,
-    read_run_file,
-)
+from analysis.io.wandb import csv_layout, load_wandb_history, load_wandb_runs
+from analysis.io.wandb_offline import load_wandb_offline, read_run_file
 
 __all__ = [
     "CANONICAL",

@@ -15,6 +15,14 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from analysis.io.checks import (
+    COUNTS_FROM_START,
+    POSITIVE,
+    STEP,
+    check_values,
+    numbers,
+    origins_of,
+)
 from analysis.io.errors import DataError, DataWarning
 
 log = logging.getLogger("analysis.io")
@@ -27,18 +35,23 @@ def derive_missing(df: pd.DataFrame) -> pd.DataFrame:
     """Fill whichever of params, tokens, flops is missing from the other two (C = 6·N·D).
 
     Returns a copy; a column that is present is never overwritten, and NaN stays NaN.
+    ``df.attrs["derived"]`` records which column was derived and how (for messages).
     """
     df = df.copy()
     have = {c for c in ("params", "tokens", "flops") if c in df.columns and df[c].notna().any()}
-    if have == {"params", "flops"}:
-        df["tokens"] = df["flops"] / (6.0 * df["params"])
-        log.info("tokens derived as flops / (6 * params)")
-    elif have == {"params", "tokens"}:
-        df["flops"] = 6.0 * df["params"] * df["tokens"]
-        log.info("flops derived as 6 * params * tokens")
-    elif have == {"tokens", "flops"}:
-        df["params"] = df["flops"] / (6.0 * df["tokens"])
-        log.info("params derived as flops / (6 * tokens)")
+    formulas = {
+        "tokens": ("flops / (6 · params)", lambda: df["flops"] / (6.0 * df["params"])),
+        "flops": ("6 · params · tokens", lambda: 6.0 * df["params"] * df["tokens"]),
+        "params": ("flops / (6 · tokens)", lambda: df["flops"] / (6.0 * df["tokens"])),
+    }
+    missing = {"params", "tokens", "flops"} - have
+    if len(have) == 2:
+        (column,) = missing
+        formula, compute = formulas[column]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            df[column] = compute()  # an overflow is refused by the checks, with its line
+        df.attrs["derived"] = {**df.attrs.get("derived", {}), column: f"derived as {formula}"}
+        log.info(f"{column} derived as {formula.replace('·', '*')}")
     return df
 
 
@@ -51,18 +64,22 @@ def final_points(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def apply_where(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
-    """Apply a pandas query (``df.query``) and fail clearly on a bad or empty result.
+    """Keep the rows matching ``expr`` and fail clearly on a bad or empty result.
 
-    Column names with spaces go in backticks: ``"`Model Size` > 1e9"``.
+    ``expr`` is read by :func:`analysis.query.query`, a safe subset of pandas' query
+    syntax that runs no code. Column names with spaces go in backticks:
+    ``"`Model Size` > 1e9"``.
     """
+    from analysis.query import query
+
     if expr is None or not expr.strip():
         return df
     try:
-        out = df.query(expr)
-    except Exception as err:  # pandas raises SyntaxError, NameError, TypeError, ValueError...
+        out = query(df, expr)
+    except ValueError as err:
         columns = ", ".join(str(c) for c in df.columns)
         raise DataError(
-            f"--where {expr!r} failed: {type(err).__name__}: {err}. "
+            f"--where {expr!r} failed: {err}. "
             f"Available columns: {columns} (quote names with spaces in backticks)"
         ) from None
     if not isinstance(out, pd.DataFrame):
@@ -74,13 +91,26 @@ def apply_where(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
     return out
 
 
+#: Columns of names, not numbers: :func:`require` checks only that they are there.
+_TEXT_COLUMNS = ("run", "trunk", "sweep", "schedule", "phase", "family", "path", "origin")
+
+
 def require(df: pd.DataFrame, columns: Iterable[str], purpose: str) -> pd.DataFrame:
-    """Check that ``df`` has the columns a use needs; drop (with a warning) incomplete rows.
+    """Check that ``df`` has the columns a use needs, and that they can go on log axes.
+
+    Every use (fits, frontiers, figures) takes logs of the numbers it needs, so each
+    needed numeric column goes through the rules of :mod:`analysis.io.checks` with its
+    rows' ``origin`` (file and line) in the message: a number (no text, no booleans),
+    finite, > 0 and within range (steps: whole numbers). Rows where one is unknown
+    (NaN) are dropped with a warning, as are the points of a curve at 0 tokens or FLOPs
+    (its start, before any training). The source's own columns (``--x d_model``) get
+    the same rules as the canonical ones.
 
     Raises
     ------
     DataError
-        When a column is absent or entirely unknown, with a hint on how to map it.
+        When a column is absent or entirely unknown, with a hint on how to map it; when
+        a value breaks a rule, naming where it was read.
     """
     columns = list(columns)
     missing = [c for c in columns if c not in df.columns or df[c].isna().all()]
@@ -109,6 +139,36 @@ def require(df: pd.DataFrame, columns: Iterable[str], purpose: str) -> pd.DataFr
             stacklevel=2,
         )
         df = df[~incomplete].reset_index(drop=True)
+    return _loggable(df, [c for c in columns if c not in _TEXT_COLUMNS], purpose)
+
+
+def _loggable(df: pd.DataFrame, columns: list[str], purpose: str) -> pd.DataFrame:
+    """``df`` with the needed numeric columns checked; zero counts of curves dropped."""
+    origins = origins_of(df)
+    df = df.copy()
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
+            # text that reads as a number (a CSV cell) is that number, as when loading
+            df[column] = numbers(df[column], origins, column, POSITIVE, text=True)
+    zero = pd.Series(False, index=df.index)
+    for column in columns:
+        if column in COUNTS_FROM_START and "step" in df.columns:
+            zero |= df[column] == 0
+    if zero.any():
+        runs = sorted(set(map(str, df.loc[zero, "run"]))) if "run" in df.columns else []
+        shown = ", ".join(runs[:10]) + (", ..." if len(runs) > 10 else "")
+        warnings.warn(
+            f"{purpose}: left out {int(zero.sum())} point(s) at 0 tokens or FLOPs (the "
+            f"start of a curve: a log axis has no place for it){': ' + shown if shown else ''}",
+            DataWarning,
+            stacklevel=3,
+        )
+        df = df[~zero].reset_index(drop=True)
+        origins = origins_of(df)
+    derived = df.attrs.get("derived", {})
+    for column in columns:
+        rule = STEP if column == "step" else POSITIVE
+        check_values(df[column], origins, column, rule, derived=derived.get(column))
     return df
 
 

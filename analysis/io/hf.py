@@ -24,8 +24,9 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.io.checks import COUNT, POSITIVE, STEP, number
 from analysis.io.errors import DataError, DataWarning
-from analysis.io.jsonfiles import _number, _read_json
+from analysis.io.jsonfiles import _read_json
 from analysis.io.logs import _finish_curve, read_params_map, resolve_params, stack
 from analysis.io.model_config import (
     Shape,
@@ -214,7 +215,7 @@ def _run_curve(
     if config is not None:
         shape, why = shape_from_config(config)
         if params_col is not None:
-            found = _number(config.get(params_col), config_file, params_col)
+            found = number(config.get(params_col), str(config_file), params_col, POSITIVE)
         elif shape is not None:
             found = float(param_counts(shape)[params])
     count, origin = resolve_params(
@@ -227,9 +228,11 @@ def _run_curve(
     has_tokens = "tokens" in df.columns and df["tokens"].notna().any()
     if not has_tokens and not tokens_per_step and shape is not None and total_flos:
         # total_flos = 6 · N_HF · D at the last step; a constant batch spreads D evenly
-        last = state.get("global_step") or int(df["step"].max())
+        last = number(state.get("global_step"), str(file), "global_step", STEP, required=False)
+        last = last if last > 0 else float(df["step"].max())
         per_step = total_flos / (6.0 * hf_flos_params(shape)) / float(last)
         df["tokens"] = df["step"] * per_step
+        df.attrs["derived"] = {"tokens": "derived as step · total_flos / (6 · N_HF · steps)"}
         notes.append(("tokens from flos", run))
     if shape is not None:
         per_token = flops_per_token(shape)
@@ -239,6 +242,10 @@ def _run_curve(
         if tokens is not None:
             df["tokens"] = tokens
             df["flops"] = tokens * per_token
+            df.attrs["derived"] = {
+                **df.attrs.get("derived", {}),
+                "flops": "derived as tokens · FLOPs per token of config.json",
+            }
             notes.append(("recounted", run))
         df["flops_per_token"] = per_token
         for field, value in vars(shape).items():
@@ -262,20 +269,48 @@ def _state_points(path: Path, loss_col: str | None) -> tuple[pd.DataFrame, dict[
             "(the trainer_state.json of a Hugging Face Trainer)"
         )
     loss_key = loss_col or "eval_loss"
-    points: dict[int, dict[str, float]] = {}
+    points: dict[int, dict[str, Any]] = {}
+    previous = (-1, "")
     for i, entry in enumerate(history):
+        at = f"{path}, log_history[{i}]"
         if not isinstance(entry, dict):
-            raise DataError(f"{path}: log_history[{i}] is not an object")
+            raise DataError(f"{at} is not an object")
         if "step" not in entry:
-            raise DataError(f"{path}: log_history[{i}] has no 'step'")
-        step = int(_number(entry["step"], path, f"log_history[{i}].step"))
-        point = points.setdefault(step, {"step": step})
+            raise DataError(f"{at} has no 'step'")
+        step = int(number(entry["step"], str(path), f"log_history[{i}].step", STEP))
+        if step < previous[0]:
+            raise DataError(
+                f"{at}: step {step} comes after step {previous[0]} ({previous[1]}): the "
+                "history goes backwards (two runs' histories in one file?); keep one run's "
+                "entries, in step order"
+            )
+        previous = (step, f"log_history[{i}]")
+        # A Trainer logs its training and evaluation losses as entries of their own at
+        # one step: they are merged into one point; the same key twice is a conflict.
+        point = points.setdefault(step, {"step": step, "origin": at})
         for key, column in ((loss_key, "loss"), ("loss", "train_loss")):
-            if key in entry:
-                point[column] = _number(entry[key], path, f"log_history[{i}].{key}")
+            if key not in entry:
+                continue
+            value = number(entry[key], str(path), f"log_history[{i}].{key}", required=False)
+            if (
+                column in point
+                and point[column] != value
+                and not (math.isnan(value) and math.isnan(point[column]))
+            ):
+                raise DataError(
+                    f"{at}: {key!r} at step {step} is {value!r}, and {point[column]!r} at "
+                    f"{point['origin_' + column]}: two entries claim one point; keep one"
+                )
+            point[column], point["origin_" + column] = value, f"log_history[{i}]"
+            if column == "loss":
+                point["origin"] = at
         if "num_input_tokens_seen" in entry:
-            seen = _number(entry["num_input_tokens_seen"], path, f"log_history[{i}]")
+            field = f"log_history[{i}].num_input_tokens_seen"
+            seen = number(entry["num_input_tokens_seen"], str(path), field, COUNT)
             point["tokens"] = max(point.get("tokens", 0.0), seen)
+    for point in points.values():
+        point.pop("origin_loss", None)
+        point.pop("origin_train_loss", None)
     df = pd.DataFrame(sorted(points.values(), key=lambda p: p["step"]))
     if "loss" not in df.columns:
         if loss_col is not None or "train_loss" not in df.columns:
@@ -307,7 +342,7 @@ def _total_flos(state: dict[str, Any], path: Path) -> float | None:
     if value is None:
         logged = [e["total_flos"] for e in state["log_history"] if "total_flos" in e]
         value = logged[-1] if logged else None
-    return None if value is None else _number(value, path, "total_flos")
+    return None if value is None else number(value, str(path), "total_flos", COUNT)
 
 
 def _report(notes: list[tuple[str, str]], source: Path) -> None:

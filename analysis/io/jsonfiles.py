@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -61,15 +60,3 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
             )
         records.append((number, record))
     return records
-
-
-def _number(value: Any, path: Path, field: str, line: int | None = None) -> float:
-    """``value`` as a float, or a DataError naming the file, line and field."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        where = f"{path}, line {line}" if line is not None else str(path)
-        got = "missing" if value is None else f"{value!r}"
-        raise DataError(f"{where}: field {field!r} is {got}; expected a number")
-    if math.isnan(value):
-        where = f"{path}, line {line}" if line is not None else str(path)
-        raise DataError(f"{where}: field {field!r} is NaN; expected a number")
-    return float(value)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.io.checks import POSITIVE, check_frame, expectation, problem
 from analysis.io.errors import DataError, DataWarning
 from analysis.io.frames import _order_columns, apply_where
 
@@ -72,11 +73,16 @@ def read_params_map(path: str | Path, column: str | None = None) -> dict[str, fl
     counts: dict[str, float] = {}
     for index, (run, value) in enumerate(zip(table["run"], table[column], strict=True)):
         line = index + 2  # line 1 is the header
-        number = pd.to_numeric(value, errors="coerce")
-        if pd.isna(run) or not (number > 0):
+        number = (
+            math.nan
+            if isinstance(value, (bool, np.bool_))
+            else pd.to_numeric(value, errors="coerce")
+        )
+        why = "missing" if pd.isna(number) else problem(float(number), POSITIVE)
+        if pd.isna(run) or why is not None:
             raise DataError(
                 f"{path}, line {line}: run {run!r}, {column} {value!r}; expected a run name "
-                "and a positive parameter count"
+                f"and a parameter count, {expectation(POSITIVE)}"
             )
         run = str(run)
         if run in counts and counts[run] != float(number):
@@ -119,7 +125,14 @@ def resolve_params(
         return params_map[run], "map"
     if n_params:
         return float(n_params), "option"
-    if found is not None and math.isfinite(found) and found > 0:
+    if found is not None and not math.isnan(found):
+        why = problem(float(found), POSITIVE)
+        if why is not None:
+            raise DataError(
+                f"{source}: run {run!r} logs {found!r} as its parameter count ({why}); "
+                "expected a number > 0: give the counts with --params-map FILE (CSV "
+                "run,params) or --n-params N"
+            )
         return float(found), "log"
     return math.nan, ""
 
@@ -171,6 +184,7 @@ def scalar_curve(
     if token_tag is not None:
         df["tokens"] = df["step"].map(scalars[token_tag])
     df["run"] = run
+    df.attrs["tags"] = {"loss": chosen, "tokens": token_tag}  # which scalars were read
     return df.sort_values("step")
 
 
@@ -192,17 +206,26 @@ def _finish_curve(
     """Complete an imported curve: tokens from steps, params as given, flops 6ND where
     the curve has none of its own."""
     df = df.copy()
+    derived = dict(df.attrs.get("derived", {}))
     if "tokens" not in df.columns or df["tokens"].isna().all():
         df["tokens"] = df["step"] * tokens_per_step if tokens_per_step else np.nan
+        derived["tokens"] = "derived as step · tokens per step"
     params = float(n_params) if n_params and math.isfinite(n_params) else np.nan
     df["params"] = params
     if "flops" not in df.columns or df["flops"].isna().all():
-        df["flops"] = 6.0 * df["params"] * df["tokens"]
+        with np.errstate(over="ignore", invalid="ignore"):
+            df["flops"] = 6.0 * df["params"] * df["tokens"]
+        derived["flops"] = "derived as 6 · params · tokens"
     if df["flops"].isna().all():
         missing = "the model's parameter count" if np.isnan(params) else "token counts"
         log.info(f"{path}: no compute without {missing} (n_params, tokens_per_step)")
     df["run"] = run
-    return apply_where(_order_columns(df).reset_index(drop=True), where)
+    if "origin" not in df.columns:
+        df["origin"] = [f"{path}, run {run!r}, step {step:g}" for step in df["step"]]
+    df = _order_columns(df).reset_index(drop=True)
+    df.attrs["derived"] = derived
+    check_frame(df)
+    return apply_where(df, where)
 
 
 def stack(frames: list[pd.DataFrame], where: str | None) -> pd.DataFrame:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.io.checks import COUNT, POSITIVE, STEP, check_frame, check_steps, number
 from analysis.io.errors import DataError, DataWarning
 from analysis.io.frames import _apply_mapping, _drop_duplicates, _order_columns, apply_where
-from analysis.io.jsonfiles import _number, _read_json, _read_jsonl
+from analysis.io.jsonfiles import _read_json, _read_jsonl
 
 #: Parameter-count conventions kept in the run record (``--params``).
 PARAM_CONVENTIONS = ("nonembed", "matmul", "total")
@@ -55,15 +56,37 @@ _SUMMARY_FIELDS = (
     "seed",
     "budgets",
 )
-_SUMMARY_NUMERIC = (
-    "params_nonembed",
-    "params_matmul",
-    "params_total",
-    "tokens",
-    "flops",
-    "final_val_loss",
-)
-_METRICS_NUMERIC = ("step", "tokens", "flops", "val_loss")
+# The numbers every completed record has, and the rule each follows (see analysis.io.checks).
+_SUMMARY_NUMERIC = {
+    "params_nonembed": POSITIVE,
+    "params_matmul": POSITIVE,
+    "params_total": POSITIVE,
+    "tokens": POSITIVE,
+    "flops": POSITIVE,
+    "final_val_loss": POSITIVE,
+}
+# Numbers a record may carry (null when unknown): checked when present.
+_SUMMARY_OPTIONAL = {
+    "n_layers": STEP,
+    "d_model": STEP,
+    "n_heads": STEP,
+    "d_ff": STEP,
+    "vocab_size": STEP,
+    "context": STEP,
+    "tokens_target": POSITIVE,
+    "flops_6nd": POSITIVE,
+    "flops_per_token": POSITIVE,
+    "step": STEP,
+    "steps_total": STEP,
+    "best_val_loss": POSITIVE,
+    "wall_s": COUNT,
+    "tokens_per_s": COUNT,
+    "mfu": COUNT,
+}
+_METRICS_NUMERIC = {"step": STEP, "tokens": COUNT, "flops": COUNT, "val_loss": POSITIVE}
+_METRICS_OPTIONAL = {"train_loss": POSITIVE, "lr": COUNT, "elapsed_s": COUNT}
+#: The jobs whose records :mod:`analysis.downstream` reads (this reader skips them).
+OTHER_JOBS = ("finetune", "compress")
 # How a run was trained: copied from the runs table onto every row of its curve.
 _TRAINING_COLUMNS = ("schedule", "trunk", "budget_index")
 
@@ -103,7 +126,7 @@ def load_runs(
         ``matmul`` (non-embedding + LM head) or ``total``. All three stay as
         ``params_nonembed``, ``params_matmul`` and ``params_total``.
     where
-        A pandas query applied at the end, e.g. ``"loss < 3.44"``.
+        A row filter (:func:`analysis.query.query`) applied at the end, e.g. ``"loss < 3.44"``.
     **mapping
         ``params_col``, ``tokens_col``, ``flops_col``, ``loss_col``, ``trunk_col``: a
         summary field to use instead of the default for that canonical column (e.g.
@@ -129,13 +152,23 @@ def load_runs(
     summaries = find_summaries(path)
     if not summaries:
         raise DataError(f"{path}: no summary.json found (expected a run, sweep or results dir)")
-    rows, excluded = [], []
+    rows, excluded, unknown = [], [], []
+    claimed: dict[tuple[str, str], Path] = {}
     for file in summaries:
         record = _read_summary(file)
-        if record.get("job", "pretrain") != "pretrain":
+        job = record.get("job", "pretrain")
+        if job != "pretrain":
+            if job not in OTHER_JOBS:
+                unknown.append(f"{file} (job {job!r})")
             continue  # fine-tuning and compression records: analysis.downstream reads those
-        if record.get("role") == "trunk":
+        role = record.get("role")
+        if role == "trunk":
             continue  # a trunk's bookkeeping: its budgets are records of their own
+        if role is not None:
+            raise DataError(
+                f"{file}: field 'role' is {role!r}; expected 'trunk' or no role (a record "
+                "of a newer scaling-lab? update it)"
+            )
         _check_identity(record, file)
         status = record["status"]
         if status != COMPLETED:
@@ -143,15 +176,26 @@ def load_runs(
                 {"run": record["run_id"], "status": status, "error": record.get("error")}
             )
             continue
-        rows.append(_summary_row(record, file, params))
+        row = _summary_row(record, file, params)
+        _claim(claimed, row, file)
+        rows.append(row)
     _warn_excluded(excluded)
+    if unknown:
+        warnings.warn(
+            f"left out {len(unknown)} record(s) of a job this reader does not know (expected "
+            f"pretrain, {', '.join(OTHER_JOBS)}): {'; '.join(unknown[:5])}",
+            DataWarning,
+            stacklevel=2,
+        )
+    _warn_shared_ids(claimed)
     if not rows:
         raise DataError(f"{path}: no completed runs among {len(summaries)} run records")
     df = pd.DataFrame(rows)
     df = _apply_mapping(df, mapping, source=str(path))
-    df = _drop_duplicates(df, source=str(path))
+    df = _drop_duplicates(df, source=str(path), ignore=("origin",))
     _warn_mixed_corpora(df)
     df = _order_columns(df)
+    check_frame(df, derived=_mapped(mapping))
     df.attrs["excluded"] = excluded
     return apply_where(df, where)
 
@@ -185,11 +229,15 @@ def load_curves(
             continue
         records = _read_jsonl(metrics)
         for line, rec in records:
-            for field in _METRICS_NUMERIC:
-                _number(rec.get(field), metrics, field, line=line)
+            at = f"{metrics}, line {line}"
+            for field, rule in _METRICS_NUMERIC.items():
+                number(rec.get(field), at, field, rule)
+            for field, rule in _METRICS_OPTIONAL.items():
+                number(rec.get(field), at, field, rule, required=False)
         curve = pd.DataFrame([rec for _, rec in records])
         if curve.empty:
             continue
+        curve["origin"] = [f"{metrics}, line {line}" for line, _ in records]
         curve = curve.rename(columns={"val_loss": "loss"})
         if "phase" not in curve.columns:
             curve["phase"] = None  # written before rows said which phase they are in
@@ -198,13 +246,17 @@ def load_curves(
         for column in ("family", "d_model", "n_layers", "sweep", *_TRAINING_COLUMNS):
             if column in runs.columns:
                 curve[column] = getattr(run, column)
+        # the file is appended in step order and cut back on resume: a step that repeats
+        # or goes back is two runs' lines in one file
+        check_steps(curve, str(metrics), backwards="error")
         frames.append(curve)
     if not frames:
         raise DataError(f"{path}: none of the completed runs has a metrics.jsonl with data")
     df = pd.concat(frames, ignore_index=True)
     df = _apply_mapping(df, mapping, source=str(path))
-    df = _drop_duplicates(df, source=str(path))
+    df = _drop_duplicates(df, source=str(path), ignore=("origin",))
     df = _order_columns(df).sort_values(["params", "run", "step"], ignore_index=True)
+    check_frame(df, derived=_mapped(mapping))
     df.attrs["excluded"] = runs.attrs.get("excluded", [])
     return apply_where(df, where)
 
@@ -219,7 +271,14 @@ def _read_summary(file: Path) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise DataError(f"{file}: expected a JSON object, got {type(record).__name__}")
     schema = record.get("schema")
-    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+    if schema is None:
+        return record  # written before records carried their schema
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise DataError(
+            f"{file}: field 'schema' is {schema!r}; expected a whole number from 1 to "
+            f"{SCHEMA_VERSION} (the run-record schema, see docs/run-record.md)"
+        )
+    if schema > SCHEMA_VERSION:
         raise DataError(
             f"{file}: field 'schema' is {schema}, newer than this reader understands "
             f"({SCHEMA_VERSION}); update scaling-lab"
@@ -233,9 +292,48 @@ def _check_identity(record: dict[str, Any], file: Path) -> None:
             raise DataError(f"{file}: field {field!r} missing or not a string")
 
 
+def _claim(claimed: dict[tuple[str, str], Path], row: dict[str, Any], file: Path) -> None:
+    """Refuse two records of one run in one sweep (a run directory copied)."""
+    key = (str(row["sweep"]), str(row["run"]))
+    if key in claimed:
+        raise DataError(
+            f"{file}: run_id {row['run']!r} of sweep {row['sweep']!r} is also the run of "
+            f"{claimed[key]}: two records claim one run; remove the copy"
+        )
+    claimed[key] = file
+
+
+def _warn_shared_ids(claimed: dict[tuple[str, str], Path]) -> None:
+    """Name run ids recorded in several sweeps: the same config trained (or copied) twice."""
+    sweeps: dict[str, list[str]] = {}
+    for sweep, run in claimed:
+        sweeps.setdefault(run, []).append(sweep)
+    shared = {run: names for run, names in sweeps.items() if len(names) > 1}
+    if shared:
+        named = "; ".join(f"{run} ({', '.join(names)})" for run, names in list(shared.items())[:5])
+        warnings.warn(
+            f"{len(shared)} run id(s) are recorded in more than one sweep, each record "
+            f"counted: {named}; keep one with --where \"sweep == '...'\" if they are copies",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
+def _mapped(mapping: dict[str, str | None]) -> dict[str, str]:
+    """How each remapped canonical column was taken, for messages."""
+    return {
+        option[: -len("_col")]: f"taken from the field {column!r}"
+        for option, column in mapping.items()
+        if column is not None and option.endswith("_col")
+    }
+
+
 def _summary_row(record: dict[str, Any], file: Path, params: str) -> dict[str, Any]:
-    for field in _SUMMARY_NUMERIC:
-        _number(record.get(field), file, field)
+    where = str(file)
+    for field, rule in _SUMMARY_NUMERIC.items():
+        number(record.get(field), where, field, rule)
+    for field, rule in _SUMMARY_OPTIONAL.items():
+        number(record.get(field), where, field, rule, required=False)
     row: dict[str, Any] = {"run": record["run_id"]}
     row.update({field: record.get(field) for field in _SUMMARY_FIELDS})
     row["params"] = record[f"params_{params}"]
@@ -248,6 +346,7 @@ def _summary_row(record: dict[str, Any], file: Path, params: str) -> dict[str, A
         row["corpus_fingerprint"] = corpus.get("fingerprint")
     row.update(_training_fields(record, file))
     row["path"] = str(file.parent)
+    row["origin"] = where
     return row
 
 
@@ -278,7 +377,7 @@ def _training_fields(record: dict[str, Any], file: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"schedule": schedule, "trunk": trunk, "budget_index": index}
     for field in ("flops_target", "unique_tokens", "epochs"):
         value = record.get(field)
-        out[field] = math.nan if value is None else _number(value, file, field)
+        out[field] = number(value, str(file), field, POSITIVE, required=False)
     if math.isnan(out["epochs"]) and out["unique_tokens"] > 0:
         out["epochs"] = float(record["tokens"]) / out["unique_tokens"]
     return out

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
 
+from analysis.io.checks import POSITIVE, expectation, problem
 from analysis.io.errors import DataError
 from analysis.io.frames import apply_where, final_points
 from analysis.io.hf import find_trainer_states, load_hf_runs, load_trainer_state
 from analysis.io.records import find_summaries, load_curves, load_runs
 from analysis.io.tables import _JSONL_SUFFIXES, _TABLE_SUFFIXES, load_table
 from analysis.io.tensorboard import load_tensorboard
-from analysis.io.wandb import (
-    csv_layout,
-    find_run_files,
-    load_wandb_history,
-    load_wandb_offline,
-    load_wandb_runs,
-)
+from analysis.io.wandb import csv_layout, load_wandb_history, load_wandb_runs
+from analysis.io.wandb_offline import find_run_files, load_wandb_offline
 
 log = logging.getLogger("analysis.io")
 
@@ -28,7 +25,7 @@ def load(
     path: str | Path,
     *,
     kind: str = "runs",
-    params: str = "nonembed",
+    params: str | None = None,
     where: str | None = None,
     n_params: float | None = None,
     tokens_per_step: float | None = None,
@@ -58,9 +55,11 @@ def load(
         each run); ``"curves"``: one row per evaluation (for tables, the rows as they are).
     params
         Parameter convention (``nonembed``, ``matmul``, ``total``) of run records, and of
-        counts derived from a model config (Hugging Face, W&B).
+        counts derived from a model config (Hugging Face, W&B); None means ``nonembed``
+        for those. A table takes its ``params`` column as given, unless a convention is
+        named: then its ``params_<convention>`` column, or an error when it has none.
     where
-        A pandas query applied after loading.
+        A row filter (:func:`analysis.query.query`) applied after loading.
     n_params, tokens_per_step
         For training logs: one parameter count for every run, and tokens per optimiser
         step where the log does not count tokens.
@@ -79,6 +78,11 @@ def load(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
+    for option, value in (("--n-params", n_params), ("--tokens-per-step", tokens_per_step)):
+        why = None if value is None else problem(float(value), POSITIVE)
+        if why is not None or (value is not None and math.isnan(value)):
+            raise DataError(f"{option} {value!r}: expected {expectation(POSITIVE)}")
+    table_params, params = params, params or "nonembed"
     options = {"n_params": n_params, "tokens_per_step": tokens_per_step, "params_map": params_map}
     log_mapping = {
         k: v for k, v in mapping.items() if k in ("loss_col", "tokens_col", "params_col")
@@ -105,7 +109,7 @@ def load(
     elif path.suffix.lower() in (*_TABLE_SUFFIXES, *_JSONL_SUFFIXES):
         _no_log_options(path, options, "a table")
         # A table is taken as it is: its rows are runs or curve points, as the user made it.
-        return load_table(path, where=where, **mapping)
+        return load_table(path, where=where, params=table_params, **mapping)
     else:
         raise DataError(
             f"{path}: unknown format (expected a results dir, .csv, .tsv, .jsonl, "

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.io.checks import FIELD_RULES, check_frame, check_steps, numbers
 from analysis.io.errors import DataError
 from analysis.io.frames import (
     _apply_mapping,
@@ -32,6 +33,7 @@ def load_table(
     step_col: str | None = None,
     trunk_col: str | None = None,
     where: str | None = None,
+    params: str | None = None,
 ) -> pd.DataFrame:
     """Load a CSV, TSV or JSONL table of runs (or of points on curves).
 
@@ -48,7 +50,16 @@ def load_table(
         by the bootstrap. Without one, each run (each row, without a run column) is
         resampled on its own.
     where
-        A pandas query applied at the end, on the canonical (and original) column names.
+        A row filter (:func:`analysis.query.query`) applied at the end, on the canonical (and original) column names.
+    params
+        A parameter convention (``nonembed``, ``matmul``, ``total``): the table's
+        ``params_<convention>`` column becomes ``params`` (a runs table written from our
+        records has all three). None: the ``params`` column (or ``params_col``) is taken
+        as given. A table without that column is an error, not a convention ignored.
+
+    Every number goes through the rules of :mod:`analysis.io.checks` (no booleans, no
+    text, finite, in range, whole steps); errors name the file and line. Rows of one run
+    (``run`` column) at one ``step`` are refused; steps going backwards are warned about.
 
     Returns
     -------
@@ -57,6 +68,8 @@ def load_table(
         ``params``, ``tokens``, ``flops`` are given the third is derived from
         C = 6·N·D. Without a run column each row is its own run, named
         ``<file stem>:<line>``. Exact duplicate rows are dropped with a warning.
+        ``origin`` says where each row was read (``runs.csv, line 4``); a column of the
+        source called ``origin`` is kept as ``origin_original``.
     """
     path = Path(path)
     if not path.is_file():
@@ -73,6 +86,10 @@ def load_table(
         raise DataError(f"{path}: unknown table format {suffix!r} (expected .csv, .tsv, .jsonl)")
     if df.empty:
         raise DataError(f"{path}: no rows")
+    if "origin" in df.columns:
+        df = df.rename(columns={"origin": "origin_original"})
+    df["origin"] = [f"{path}, line {line}" for line in df["_line"]]
+    params_col = _convention_column(df, path, params, params_col)
     mapping = {
         "params_col": params_col,
         "tokens_col": tokens_col,
@@ -83,15 +100,48 @@ def load_table(
         "trunk_col": trunk_col,
     }
     df = _apply_mapping(df, mapping, source=str(path))
+    text = suffix in _TABLE_SUFFIXES  # CSV cells are text; JSON values have types
+    mapped = {k[: -len("_col")]: v for k, v in mapping.items() if v is not None}
     for column in ("params", "tokens", "flops", "loss", "step"):
         if column in df.columns:
-            df[column] = _to_numeric(df, column, path)
-    df = _drop_duplicates(df, source=str(path), ignore=("_line",))
+            rule = FIELD_RULES[column]
+            name = mapped.get(column, column)  # the source's name, as the user knows it
+            df[column] = numbers(df[column], df["origin"], name, rule, text=text)
+    df = _drop_duplicates(df, source=str(path), ignore=("_line", "origin"))
+    if "step" in df.columns and df["step"].notna().any():
+        check_steps(df, str(path), backwards="warn")
     df = derive_missing(df)
     if "run" not in df.columns:
         df["run"] = [f"{path.stem}:{line}" for line in df["_line"]]
     df = _order_columns(df.drop(columns="_line")).reset_index(drop=True)
+    check_frame(df)
     return apply_where(df, where)
+
+
+def _convention_column(
+    df: pd.DataFrame, path: Path, params: str | None, params_col: str | None
+) -> str | None:
+    """The column a parameter convention names in a table (None: take it as given)."""
+    if params is None:
+        return params_col
+    from analysis.io.records import _check_convention
+
+    _check_convention(params)
+    column = f"params_{params}"
+    if params_col is not None:
+        raise DataError(
+            f"{path}: --params {params} and --params-col {params_col!r} both choose the "
+            "parameter column; give one of them"
+        )
+    if column not in df.columns:
+        shown = ", ".join(str(c) for c in df.columns if c not in ("_line", "origin"))
+        raise DataError(
+            f"{path}: --params {params} picks a parameter convention of run records, and "
+            f"this table has no {column!r} column: its parameter column is taken as given. "
+            f"Leave --params out, or choose another column with --params-col COL "
+            f"(columns: {shown})"
+        )
+    return column
 
 
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
@@ -105,15 +155,3 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
         raise DataError(f"{path}: malformed table: {detail}") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-
-
-def _to_numeric(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    values = pd.to_numeric(df[column], errors="coerce")
-    bad = values.isna() & df[column].notna()
-    if bad.any():
-        first = bad.idxmax()
-        raise DataError(
-            f"{path}, line {df.loc[first, '_line']}: column {column!r} is "
-            f"{df.loc[first, column]!r}; expected a number"
-        )
-    return values.astype(float)

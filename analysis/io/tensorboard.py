@@ -10,13 +10,14 @@ the run's own.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.io.errors import DataError, OptionalDependencyError
+from analysis.io.errors import DataError, DataWarning, OptionalDependencyError
 from analysis.io.logs import (
     LOSS_TAGS,
     TRAIN_LOSS_TAGS,
@@ -117,6 +118,7 @@ def _read_runs(
             "pip install 'scaling-lab[tensorboard]'"
         ) from err
     runs: dict[str, tuple[dict[str, dict[int, float]], dict[str, float]]] = {}
+    rewritten: dict[str, set[int]] = {}  # run -> steps a later event logged again
     for file in files:
         run = file.parent.relative_to(root).as_posix() if file.parent != root else root.name
         scalars, hparams = runs.setdefault(run, ({}, {}))
@@ -138,9 +140,26 @@ def _read_runs(
                     array = tensor_util.make_ndarray(value.tensor)
                     if array.size == 1 and np.issubdtype(array.dtype, np.number):
                         point = float(array.reshape(-1)[0])
-                        scalars.setdefault(value.tag, {})[int(event.step)] = point
+                        values = scalars.setdefault(value.tag, {})
+                        step = int(event.step)
+                        if step in values and values[step] != point:
+                            rewritten.setdefault(run, set()).add(step)
+                        values[step] = point
         except Exception as err:  # the reader raises several protobuf/IO error types
             raise DataError(f"{file}: not a readable TensorBoard event file ({err})") from None
+    if rewritten:
+        # A run restarted from a checkpoint into the same directory logs its steps again;
+        # TensorBoard shows the later values, and so does this reader.
+        named = "; ".join(
+            f"{run} ({len(steps)} step(s), from step {min(steps)})"
+            for run, steps in sorted(rewritten.items())
+        )
+        warnings.warn(
+            f"{root}: steps logged again with other values (a restarted run?), the later "
+            f"values kept: {named}",
+            DataWarning,
+            stacklevel=3,
+        )
     return runs
 
 

@@ -1,4 +1,5 @@
-"""Weights & Biases: CSV exports of runs and histories, and offline run directories.
+"""Weights & Biases: CSV exports of runs and histories (offline run directories:
+:mod:`analysis.io.wandb_offline`).
 
 Exports (read without the ``wandb`` package):
 
@@ -9,10 +10,6 @@ Exports (read without the ``wandb`` package):
 * the history, one row per logged step of each run, as
   ``api.runs(path).histories(format="pandas").to_csv(...)`` writes it (``run_id``,
   ``_step``, ``_runtime``, ``_timestamp`` and the logged keys).
-
-An offline run directory (``wandb/offline-run-<time>-<id>/`` as ``wandb.init(mode=
-"offline")`` leaves it, or a directory of several) holds ``run-<id>.wandb``, a log of
-protocol-buffer records: it needs ``pip install "scaling-lab[wandb]"`` for their schema.
 
 Each run's parameter count: a mapping file or ``--n-params``, else the config of a
 Hugging Face model of a family we know (which W&B's callback logs into the run's config),
@@ -25,17 +22,15 @@ import ast
 import json
 import logging
 import math
-import struct
 import warnings
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from analysis.io.errors import DataError, DataWarning, OptionalDependencyError
+from analysis.io.checks import COUNT, POSITIVE, STEP, check_frame, check_steps, number, numbers
+from analysis.io.errors import DataError, DataWarning
 from analysis.io.frames import _order_columns, apply_where
 from analysis.io.logs import (
     LOSS_TAGS,
@@ -58,16 +53,6 @@ APP_COLUMNS = ("Name", "State", "Notes", "User", "Tags", "Created", "Runtime", "
 FINISHED = "finished"
 _RUN_COLUMNS = ("run_id", "name", "Name", "run", "id", "ID")
 _STEP_COLUMNS = ("_step", "Step", "step")
-
-# The record log (leveldb's log format, as W&B writes it): a 7-byte file header, then
-# 32 KiB blocks of records, each a 7-byte header (CRC-32 of type + data, length, type)
-# and data; a record that does not fit a block is split FIRST, MIDDLE..., LAST.
-_FILE_HEADER = struct.Struct("<4sHB")
-_RECORD_HEADER = struct.Struct("<IHB")
-_IDENT, _MAGIC, _VERSION = b":W&B", 0xBEE1, 0
-_BLOCK = 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
 
 # --------------------------------------------------------------------------------------
 # CSV exports
@@ -111,10 +96,12 @@ def load_wandb_runs(
     """
     path = Path(path)
     table = _read_csv(path)
-    if {"summary", "config", "name"} <= set(table.columns):
+    script = {"summary", "config", "name"} <= set(table.columns)
+    if script:
         rows = [_script_row(row, path, line) for line, row in _lines(table)]
     else:
-        rows = [_app_row(row, table.columns) for _, row in _lines(table)]
+        rows = [{**_app_row(row, table.columns), "line": line} for line, row in _lines(table)]
+    _name_runs_apart(rows, path)
     excluded = [r for r in rows if r.get("state") not in (None, FINISHED)]
     if excluded:
         warnings.warn(
@@ -134,17 +121,65 @@ def load_wandb_runs(
         if run_col is not None and run_col not in values:
             raise DataError(f"{path}: run {row['run']!r} has no column {run_col!r} (run_col)")
         run = str(values[run_col]) if run_col is not None else row["run"]
+        at = f"{path}, line {row['line']}"
         record = _run_values(
-            run, values, path, params, key, mapping, params_map, n_params, loss_col, tokens_col
+            run,
+            values,
+            at,
+            params,
+            key,
+            mapping,
+            params_map,
+            n_params,
+            loss_col,
+            tokens_col,
+            text=not script,
         )
         if flops_col is not None:
             if flops_col not in values:
-                raise DataError(f"{path}: run {run!r} has no column {flops_col!r} (flops_col)")
-            record["flops"] = _float(values[flops_col], path, run, flops_col)
+                raise DataError(f"{at}: run {run!r} has no column {flops_col!r} (flops_col)")
+            record["flops"] = _float(values[flops_col], at, run, flops_col, COUNT, not script)
+        record["origin"] = at
         out.append({**{k: v for k, v in values.items() if k not in record}, **record})
     df = _order_columns(pd.DataFrame(out))
+    check_frame(df)
     df.attrs["excluded"] = [{"run": r["run"], "status": r["state"]} for r in excluded]
     return apply_where(df, where)
+
+
+def _name_runs_apart(rows: list[dict[str, Any]], path: Path) -> None:
+    """Runs of one display name (W&B allows it) named apart by their id, else their line.
+
+    Rows whose values are all equal are one run listed twice: refused, naming both lines.
+    """
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_name.setdefault(row["run"], []).append(row)
+    renamed = []
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        first = same[0]
+        for other in same[1:]:
+            if (other["config"], other["summary"]) == (first["config"], first["summary"]):
+                raise DataError(
+                    f"{path}, line {other['line']}: run {name!r} again, with the values of "
+                    f"line {first['line']}: two rows claim one run; remove one"
+                )
+        for row in same:
+            ident = row.get("id")
+            if isinstance(ident, str) and ident:
+                row["run"] = f"{name}-{ident}"
+            else:
+                row["run"] = f"{name} (line {row['line']})"
+        renamed.append(f"{name} ({len(same)} runs)")
+    if renamed:
+        warnings.warn(
+            f"{path}: several runs share a name, told apart by their id (else their line): "
+            + "; ".join(renamed),
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def load_wandb_history(
@@ -180,12 +215,16 @@ def load_wandb_history(
     mapping = read_params_map(params_map, params_col) if params_map is not None else None
     key = None if params_map is not None else params_col
     frames = []
+    table = table.assign(origin=[f"{path}, line {i + 2}" for i in range(len(table))])
     for run, group in table.groupby(run_column, sort=True):
         run = str(run)
-        steps = pd.to_numeric(group[step_column], errors="coerce")
+        steps = numbers(group[step_column], group["origin"], step_column, STEP, text=True)
+        check_steps(
+            pd.DataFrame({"step": steps, "origin": group["origin"]}), str(path), backwards="warn"
+        )
         scalars: dict[str, dict[int, float]] = {}
         for column in group.columns:
-            if column in (run_column, step_column):
+            if column in (run_column, step_column, "origin"):
                 continue
             values = pd.to_numeric(group[column], errors="coerce")
             kept = values.notna() & steps.notna()
@@ -194,6 +233,14 @@ def load_wandb_history(
                     zip(steps[kept].astype(int), values[kept].astype(float), strict=True)
                 )
         curve = scalar_curve(scalars, run, path, loss_col, tokens_col, what="column")
+        # The columns read as the loss and tokens: every cell a number (a cell of text or
+        # a boolean is refused, not skipped), within the rules.
+        for what, tag in curve.attrs["tags"].items():
+            if tag is not None:
+                rule = POSITIVE if what == "loss" else COUNT
+                numbers(group[tag], group["origin"], str(tag), rule, text=True)
+        lines = dict(zip(steps.astype("Int64"), group["origin"], strict=True))
+        curve["origin"] = [lines.get(int(step), f"{path}: run {run!r}") for step in curve["step"]]
         logged = {tag: values[max(values)] for tag, values in scalars.items()}
         name = first_key(logged, key)
         count, _ = resolve_params(
@@ -235,7 +282,7 @@ def _script_row(row: pd.Series, path: Path, line: int) -> dict[str, Any]:
         value: Any = {}
         if isinstance(cell, str) and cell.strip():
             try:
-                value = ast.literal_eval(cell)  # pandas writes a dict as Python's repr
+                value = _literal(cell)  # pandas writes a dict as Python's repr
             except (ValueError, SyntaxError):
                 try:
                     value = json.loads(cell)
@@ -247,11 +294,28 @@ def _script_row(row: pd.Series, path: Path, line: int) -> dict[str, Any]:
                 "expected the runs export of W&B's public API"
             )
         parsed[column] = _flatten(value)
-    out = {"run": str(row["name"]), **parsed}
+    out = {"run": str(row["name"]), **parsed, "line": line}
     for extra in ("id", "state"):
         if extra in row.index and isinstance(row[extra], str):
             out[extra] = row[extra]
     return out
+
+
+def _literal(text: str) -> Any:
+    """A Python literal, where ``inf`` and ``nan`` (as ``repr`` writes them) are floats, so
+    that a summary holding one reads, and its value is refused by name, not the row."""
+    tree = ast.parse(text.strip(), mode="eval")
+    for node in ast.walk(tree):
+        for name, child in ast.iter_fields(node):
+            items = child if isinstance(child, list) else [child]
+            for k, item in enumerate(items):
+                if isinstance(item, ast.Name) and item.id in ("inf", "nan"):
+                    constant = ast.copy_location(ast.Constant(float(item.id)), item)
+                    if isinstance(child, list):
+                        child[k] = constant
+                    else:
+                        setattr(node, name, constant)
+    return ast.literal_eval(tree)
 
 
 def _app_row(row: pd.Series, columns: pd.Index) -> dict[str, Any]:
@@ -276,18 +340,24 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _float(value: Any, path: Path, run: str, key: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: run {run!r}, {key!r} is {value!r}; expected a number") from None
-    return number
+def _float(value: Any, at: str, run: str, key: str, rule: str, text: bool = False) -> float:
+    """A value of a run's config or summary, through the rules of :mod:`analysis.io.checks`.
+
+    ``text``: the value is a cell of the web app's CSV export, where a number may come as
+    text; in the script's export (Python literals) text is refused, as are booleans.
+    """
+    if text and isinstance(value, str):
+        parsed = pd.to_numeric(value.strip(), errors="coerce")
+        if pd.isna(parsed) or value.strip().lower() in ("true", "false"):
+            raise DataError(f"{at}: run {run!r}, {key!r} is {value!r}; expected a number")
+        value = float(parsed)
+    return number(value, f"{at}: run {run!r}", key, rule, required=False)
 
 
 def _run_values(
     run: str,
     values: Mapping[str, Any],
-    path: Path,
+    path: str,
     params: str,
     key: str | None,
     mapping: dict[str, float] | None,
@@ -295,8 +365,11 @@ def _run_values(
     n_params: float | None,
     loss_col: str | None,
     tokens_col: str | None,
+    *,
+    text: bool = False,
 ) -> dict[str, Any]:
-    """The canonical columns of one run from its config and summary values."""
+    """The canonical columns of one run from its config and summary values (``path``:
+    where the run was read, e.g. ``"export.csv, line 4"``)."""
     loss_key = loss_col or next((k for k in LOSS_TAGS if k in values), None)
     if loss_key is None:
         loss_key = next((k for k in TRAIN_LOSS_TAGS if k in values), None)
@@ -313,7 +386,9 @@ def _run_values(
             "Name it with --loss-col"
         )
     token_key = tokens_col or next((k for k in TOKEN_TAGS if k in values), None)
-    tokens = _float(values[token_key], path, run, token_key) if token_key in values else math.nan
+    tokens = math.nan
+    if token_key in values:
+        tokens = _float(values[token_key], path, run, token_key, COUNT, text)
     shape, _ = shape_from_config(values)
     found = None
     name = first_key(values, key)
@@ -321,7 +396,7 @@ def _run_values(
         raise DataError(f"{path}: run {run!r} has no key {key!r} (the parameter count)")
     record: dict[str, Any] = {}
     if name is not None and (key is not None or shape is None):
-        found = _float(values[name], path, run, name)
+        found = _float(values[name], path, run, name, POSITIVE, text)
     elif shape is not None:
         counts = param_counts(shape)
         found = float(counts[params])
@@ -331,9 +406,8 @@ def _run_values(
     )
     if origin != "log":
         record = {}
-    record.update(
-        run=run, params=count, tokens=tokens, loss=_float(values[loss_key], path, run, loss_key)
-    )
+    loss = _float(values[loss_key], path, run, loss_key, POSITIVE, text)
+    record.update(run=run, params=count, tokens=tokens, loss=loss)
     if shape is not None:
         record["flops"] = tokens * flops_per_token(shape)
         log.info(
@@ -342,242 +416,3 @@ def _run_values(
     else:
         record["flops"] = 6.0 * count * tokens
     return record
-
-
-# --------------------------------------------------------------------------------------
-# Offline run directories
-
-
-def find_run_files(path: str | Path) -> list[Path]:
-    """The ``.wandb`` record logs under ``path`` (a file, a run dir or a ``wandb/`` dir);
-    each once, though ``latest-run`` links to one of them."""
-    path = Path(path)
-    if path.is_file():
-        return [path] if path.suffix == ".wandb" else []
-    seen: dict[Path, Path] = {}
-    for file in sorted(path.rglob("*.wandb")):
-        parts = file.relative_to(path).parts
-        if any(p.startswith(".") or p == "latest-run" for p in parts):
-            continue
-        seen.setdefault(file.resolve(), file)
-    return sorted(seen.values())
-
-
-def read_run_file(path: str | Path) -> dict[str, Any]:
-    """The run id, name, config, summary, history and exit code of one ``.wandb`` file.
-
-    Returns
-    -------
-    dict
-        ``id``, ``name`` (the display name, else the id), ``config`` and ``summary``
-        (flat dicts, nested keys joined with ``.``), ``history`` (a list of dicts, one per
-        logged step, with ``_step``) and ``exit_code`` (None when the run has not
-        finished).
-    """
-    try:
-        from wandb.proto import wandb_internal_pb2
-    except ImportError as err:
-        raise OptionalDependencyError(
-            'reading W&B run files (.wandb) needs the wandb package: pip install "scaling-lab[wandb]"'
-        ) from err
-    path = Path(path)
-    run: dict[str, Any] = {"id": None, "name": None, "config": {}, "summary": {}, "history": []}
-    run["exit_code"] = None
-    for data in _records(path):
-        record = wandb_internal_pb2.Record()
-        try:
-            record.ParseFromString(data)
-        except Exception as err:  # protobuf's DecodeError, or worse
-            raise DataError(f"{path}: a record is not a W&B record ({err})") from None
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run["id"] = record.run.run_id or run["id"]
-            run["name"] = record.run.display_name or run["name"]
-            _update(run["config"], record.run.config.update, path)
-        elif kind == "config":
-            _update(run["config"], record.config.update, path)
-        elif kind == "summary":
-            _update(run["summary"], record.summary.update, path)
-        elif kind == "history":
-            row: dict[str, Any] = {}
-            _update(row, record.history.item, path)
-            row.setdefault("_step", record.history.step.num)
-            run["history"].append(row)
-        elif kind == "exit":
-            run["exit_code"] = record.exit.exit_code
-    run["config"] = _flatten({k: v for k, v in run["config"].items()})
-    run["name"] = run["name"] or run["id"] or path.stem
-    return run
-
-
-def _update(target: dict[str, Any], items: Any, path: Path) -> None:
-    for item in items:
-        key = item.key or ".".join(item.nested_key)
-        try:
-            target[key] = json.loads(item.value_json)
-        except json.JSONDecodeError:
-            raise DataError(
-                f"{path}: key {key!r} holds {item.value_json[:60]!r}, not JSON"
-            ) from None
-
-
-def _records(path: Path) -> Iterator[bytes]:
-    """The data of each record of a W&B record log."""
-    blob = path.read_bytes()
-    if len(blob) < _FILE_HEADER.size or _FILE_HEADER.unpack_from(blob) != (
-        _IDENT,
-        _MAGIC,
-        _VERSION,
-    ):
-        raise DataError(f"{path}: not a W&B run file (no ':W&B' header of version 0)")
-    pos, pending = _FILE_HEADER.size, b""
-    while pos < len(blob):
-        left = _BLOCK - pos % _BLOCK
-        if left < _RECORD_HEADER.size:  # a block's tail too short for a header: padding
-            pos += left
-            continue
-        if pos + _RECORD_HEADER.size > len(blob):
-            break
-        crc, length, kind = _RECORD_HEADER.unpack_from(blob, pos)
-        if kind == 0 and length == 0:  # zero padding up to the block's end
-            pos += left
-            continue
-        data = blob[pos + _RECORD_HEADER.size : pos + _RECORD_HEADER.size + length]
-        if len(data) < length:
-            warnings.warn(
-                f"{path}: last record cut short at byte {pos} (a run still writing); skipped",
-                DataWarning,
-                stacklevel=3,
-            )
-            return
-        if zlib.crc32(data, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            raise DataError(f"{path}: record at byte {pos} fails its checksum (file damaged)")
-        pos += _RECORD_HEADER.size + length
-        if kind == _FULL:
-            yield data
-        elif kind == _FIRST:
-            pending = data
-        elif kind == _MIDDLE:
-            pending += data
-        elif kind == _LAST:
-            yield pending + data
-            pending = b""
-        else:
-            raise DataError(f"{path}: record at byte {pos} has unknown type {kind}")
-
-
-def load_wandb_offline(
-    path: str | Path,
-    *,
-    params: str = "nonembed",
-    loss_col: str | None = None,
-    tokens_col: str | None = None,
-    params_col: str | None = None,
-    params_map: str | Path | None = None,
-    n_params: float | None = None,
-    tokens_per_step: float | None = None,
-    where: str | None = None,
-    **_ignored: Any,
-) -> pd.DataFrame:
-    """Learning curves of the W&B runs written offline under ``path``.
-
-    One curve per ``.wandb`` file: its history's steps (``_step``), loss and tokens as
-    for TensorBoard (:func:`analysis.io.logs.scalar_curve`, ``loss_col``/``tokens_col``
-    name history keys); the config's keys become columns. Runs that did not exit with
-    code 0 are left out with a :class:`DataWarning`. A run is named by its display
-    name (with its id where two share one).
-    """
-    path = Path(path)
-    files = find_run_files(path)
-    if not files:
-        raise DataError(f"{path}: no W&B run files (*.wandb) found")
-    runs = [read_run_file(f) for f in files]
-    names = [r["name"] for r in runs]
-    for run in runs:
-        if names.count(run["name"]) > 1:
-            run["name"] = f"{run['name']}-{run['id']}"
-    unfinished = [r for r in runs if r["exit_code"] != 0]
-    if unfinished:
-        warnings.warn(
-            f"{path}: left out {len(unfinished)} run(s) that did not finish: "
-            + "; ".join(f"{r['name']} (exit code {r['exit_code']})" for r in unfinished),
-            DataWarning,
-            stacklevel=2,
-        )
-    runs = [r for r in runs if r["exit_code"] == 0]
-    if not runs:
-        raise DataError(f"{path}: no W&B run here finished (exit code 0)")
-    mapping = read_params_map(params_map, params_col) if params_map is not None else None
-    key = None if params_map is not None else params_col
-    frames = []
-    for run in runs:
-        frames.append(
-            _offline_curve(
-                run,
-                path,
-                params,
-                key,
-                mapping,
-                params_map,
-                n_params,
-                loss_col,
-                tokens_col,
-                tokens_per_step,
-            )
-        )
-    return stack(frames, where)
-
-
-def _offline_curve(
-    run: dict[str, Any],
-    path: Path,
-    params: str,
-    key: str | None,
-    mapping: dict[str, float] | None,
-    map_path: str | Path | None,
-    n_params: float | None,
-    loss_col: str | None,
-    tokens_col: str | None,
-    tokens_per_step: float | None,
-) -> pd.DataFrame:
-    name = run["name"]
-    scalars: dict[str, dict[int, float]] = {}
-    for row in run["history"]:
-        step = int(row["_step"])
-        for tag, value in row.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                scalars.setdefault(tag, {})[step] = float(value)
-    scalars.pop("_step", None)
-    if not scalars:
-        raise DataError(f"{path}: run {name!r} logged no history")
-    curve = scalar_curve(scalars, name, path, loss_col, tokens_col, what="key")
-    config, summary = run["config"], run["summary"]
-    shape, _ = shape_from_config(config)
-    values = {**summary, **config}
-    found = None
-    listed = first_key(values, key)
-    if key is not None and listed is None and mapping is None and not n_params:
-        raise DataError(
-            f"{path}: run {name!r} has no config or summary key {key!r} (the parameter count)"
-        )
-    from_shape = listed is None or (key is None and shape is not None)
-    if listed is not None and not from_shape:
-        found = _float(values[listed], path, name, listed)
-    elif shape is not None:
-        found = float(param_counts(shape)[params])
-    count, origin = resolve_params(
-        name, found, params_map=mapping, map_path=map_path, n_params=n_params, source=path
-    )
-    if shape is not None and "tokens" in curve.columns:
-        curve["flops"] = curve["tokens"] * flops_per_token(shape)
-        log.info(
-            "flops of runs whose config is a model of a family we know: ours, attention included"
-        )
-    if shape is not None and origin == "log" and from_shape:
-        for convention, value in param_counts(shape).items():
-            curve[f"params_{convention}"] = float(value)
-    for column, value in config.items():
-        if column not in curve.columns and np.isscalar(value):
-            curve[column] = value
-    curve["run_id"] = run["id"]
-    return _finish_curve(curve, path, name, count, tokens_per_step, None)

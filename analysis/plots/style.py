@@ -48,9 +48,14 @@ _STYLE = {"axes.edgecolor": ".3", "grid.color": ".9"}
 def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Save a figure (format from the suffix) through a temporary file, atomically."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a figure's file name")
     tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
-    tmp.replace(path)
+    try:
+        figure.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed save leaves nothing behind
     return path
 
 

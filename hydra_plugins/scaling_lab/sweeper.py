@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import filter_overrides
-from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf import open_dict, read_write
 
 
 class SkipDoneSweeper(BasicSweeper):
@@ -28,13 +28,18 @@ class SkipDoneSweeper(BasicSweeper):
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
         """The next batch of jobs, without those whose runs are done."""
-        return [job for job in super().get_job_batch() if not self._done(job)]
+        from scaling.checks import Refused
+
+        try:
+            return [job for job in super().get_job_batch() if not self._done(job)]
+        except Refused as e:  # a bad point or an unreadable record: one line, nothing launched
+            raise SystemExit(f"scaling-train: {e}") from None
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Nothing left to check: :meth:`get_job_batch` composed every job already."""
 
     def _done(self, overrides: Sequence[str]) -> bool:
-        from scaling import main, results
+        from scaling import checks, main, results
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(
@@ -47,7 +52,7 @@ class SkipDoneSweeper(BasicSweeper):
         try:
             with read_write(cfg), open_dict(cfg):
                 del cfg["hydra"]
-            resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+            resolved = checks.resolve(cfg)
         finally:
             HydraConfig.instance().cfg = previous
         if resolved.get("job", "pretrain") != "pretrain":
