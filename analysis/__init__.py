@@ -5,7 +5,7 @@ Modules (import the one you need; this package itself imports nothing heavy, so
 
 - :mod:`analysis.io`: load run records and CSV/TSV/JSONL, trainer_state.json and
   TensorBoard logs into one DataFrame with columns ``run, params, tokens, flops, loss``.
-- :mod:`analysis.laws`: the law forms (power, saturating, chinchilla).
+- :mod:`analysis.laws`: the law forms (power, saturating, chinchilla, bnsl, bnsl2, kaplan).
 - :mod:`analysis.fit`: robust multi-start fitting with bootstrap intervals.
 - :mod:`analysis.resample`: which rows a bootstrap draws together (trunks, runs, rows).
 - :mod:`analysis.optimal`: the compute-optimal frontier (Chinchilla approaches 1-3).

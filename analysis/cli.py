@@ -41,7 +41,7 @@ PROG = "scaling-analyze"
 #: Default bootstrap resamples: enough for stable 95 % percentile intervals (the 2.5 %
 #: tail holds 5 samples) while keeping a chinchilla fit to seconds.
 DEFAULT_BOOTSTRAP = 200
-LAWS = ("power", "saturating", "chinchilla")
+LAWS = ("power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan")
 
 
 # --------------------------------------------------------------------------------------
@@ -77,11 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("flops", "training compute C"),
         ("loss", "the loss (or TensorBoard tag / trainer_state key)"),
         ("run", "run names"),
-        ("trunk", "the training trajectory (trunk) of each row; the bootstrap draws a trunk's rows together"),
+        (
+            "trunk",
+            "the training trajectory (trunk) of each row; the bootstrap draws a trunk's rows together",
+        ),
     ):
         data.add_argument(f"--{name}-col", metavar="COL", help=f"source column holding {what}")
     data.add_argument(
-        "--where", metavar="EXPR", help="pandas query to filter rows, e.g. 'loss < 3.44'"
+        "--where", metavar="EXPR", help="row filter (column names, numbers, comparisons, and/or/not; no code), e.g. 'loss < 3.44'"
     )
     data.add_argument(
         "--n-params",
@@ -119,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", parents=[common, _fit_options(None)], help="fit a law and print it with intervals"
     )
     _add_law_options(p)
+    p.add_argument(
+        "--fix",
+        action="append",
+        metavar="NAME=VALUE",
+        help="hold a parameter at a value, e.g. --fix E=1.69 (repeatable); it gets no interval",
+    )
+    p.add_argument(
+        "--tie",
+        action="append",
+        metavar="NAME=NAME",
+        help="set the second parameter equal to the first, e.g. --tie alpha=beta "
+        "(repeatable); only the first gets an interval",
+    )
     p.set_defaults(handler=cmd_fit)
 
     p = sub.add_parser(
@@ -203,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-where",
         metavar="EXPR",
-        help="hold out the rows matching this pandas query instead (e.g. a benchmark's own "
+        help="hold out the rows matching this row filter (as --where) instead (e.g. a benchmark's own "
         "split column: 'split == \"test\"'); fit on the others",
     )
     p.set_defaults(handler=cmd_backtest)
@@ -285,7 +301,9 @@ def _add_law_options(p: argparse.ArgumentParser, curves_help: str = "") -> None:
         choices=LAWS,
         default=None,
         help="power: y = a x^k; saturating: y = E + A x^-alpha; chinchilla: L = E + A/N^alpha "
-        "+ B/D^beta (default: chinchilla where N and D vary independently, else saturating)",
+        "+ B/D^beta; bnsl, bnsl2: broken power laws with 1 or 2 breaks; kaplan: L = "
+        "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (default: chinchilla where N and D vary "
+        "independently, else saturating)",
     )
     p.add_argument("--x", metavar="COL", help="input column for power/saturating (default params)")
     p.add_argument(
@@ -341,9 +359,7 @@ def _positive_number(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if math.isnan(value) or problem(value, POSITIVE) is not None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected {expectation(POSITIVE)}, e.g. 1e21"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expectation(POSITIVE)}, e.g. 1e21")
     return value
 
 
@@ -459,7 +475,7 @@ def _law_for(args: argparse.Namespace, df: pd.DataFrame) -> tuple[str, str | Non
     else:
         law, why = choose_law(df, args.law)
     x = args.x
-    if law != "chinchilla" and x is None:
+    if law not in ("chinchilla", "kaplan") and x is None:
         x = "params"
         single = "params" in df.columns and df["params"].nunique() == 1
         if args.law is None and single and "tokens" in df.columns and df["tokens"].nunique() > 1:
@@ -487,8 +503,10 @@ def _fit_law(
     kw: dict[str, Any] = {"bootstrap": n_boot, "seed": args.seed, "level": args.level}
     if law != "power":
         kw["delta"] = args.delta
-    if law == "chinchilla":
-        result = fit_frame(df, "chinchilla", y=y, **kw)
+    # --fix and --tie are options of `fit` alone; other commands have no such attribute.
+    kw["fix"], kw["tie"] = getattr(args, "fix", None), getattr(args, "tie", None)
+    if law in ("chinchilla", "kaplan"):
+        result = fit_frame(df, law, y=y, **kw)
     else:
         result = fit_frame(df, law, x=x, y=y, **kw)
     progress(f"done in {time.perf_counter() - started:.1f} s")
@@ -747,9 +765,9 @@ def _load_runs_and_curves(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Da
 
 
 def _fit_columns(law: str, x: str | None, y: str | None) -> tuple[list[str], str]:
-    if law == "chinchilla":
+    if law in ("chinchilla", "kaplan"):
         if x is not None:
-            raise ValueError("--x does not apply to chinchilla, which uses params and tokens")
+            raise ValueError(f"--x does not apply to {law}, which uses params and tokens")
         return ["params", "tokens"], y or "loss"
     if law == "power":
         return [x or "params"], y or "flops"

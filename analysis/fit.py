@@ -41,6 +41,16 @@ labels as ``groups``.
 A resample is drawn as counts per group and spread onto the group's points as weights,
 so it costs no more than resampling points.
 
+The engine is one for every law: a law supplies its log-prediction with the Jacobian
+and second derivatives in its internal coordinates
+(:meth:`analysis.laws.base.Law.log_predict`), its centring and its default grid of
+starts; the Huber objective, the Newton method, the narrowing of the starts, the
+bootstrap and the result are shared. The sums of powers above evaluate the same
+objective fused into one pass (:class:`analysis.newton.LogProblem`). Parameters can be
+fixed or tied (``fix``, ``tie``; :mod:`analysis.constraints`): the search then runs over
+the free coordinates alone, and only they get intervals. The starts live in
+:mod:`analysis.starts`, the checks of the inputs in :mod:`analysis.inputs`.
+
 Every result says whether the data identify it (:attr:`FitResult.identified`, with the
 reasons in :attr:`FitResult.identification`; see :func:`analysis.result.identify`).
 The result object lives in :mod:`analysis.result`, the batched objective and Newton
@@ -50,17 +60,20 @@ method in :mod:`analysis.newton`, the least-squares line of ``power`` in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.constraints import Constraints, make_constraints
+from analysis.inputs import check_data
 from analysis.laws import Law, SumOfPowers, get_law
 from analysis.newton import LogProblem, newton, objective
 from analysis.power import LogLogLine, _fit_power, loglog_line, percentile_intervals
 from analysis.resample import bootstrap_groups, group_labels, kind_text, resample_counts
 from analysis.result import FitResult, identify
+from analysis.starts import centre_of
+from analysis.starts import starts as make_starts
 
 if TYPE_CHECKING:  # pandas is only needed by fit_frame's callers
     import pandas as pd
@@ -84,6 +97,16 @@ _LogProblem = LogProblem
 _objective = objective
 _newton = newton
 
+#: Starts that take the first Newton steps, by kind of law (``fit``'s ``prescreen``
+#: None): the sums of powers, with their fused objective, afford 1,024; the others,
+#: whose second derivatives go through the generic path, 256 -- on synthetic BNSL and
+#: Kaplan sets the optimum's start ranked far inside the best 256 by objective. After
+#: the first steps these laws also stop the search :data:`PATIENCE` iterations after its
+#: best start has converged, since their grids hold starts that crawl into degenerate
+#: corners (an exponent at 0, a break off the data) for hundreds of iterations.
+PRESCREEN = {"sum_of_powers": 1024, "other": 256}
+PATIENCE = 25
+
 #: Bootstrap resamples of a saturating or chinchilla fit when none are asked for (the
 #: command line's default too): enough for stable 95 % percentile intervals (the 2.5 %
 #: tail holds 5 samples) while keeping a chinchilla fit to seconds.
@@ -95,25 +118,12 @@ DEFAULT_BOOTSTRAP = 200
 # 6 for saturating, 10 for chinchilla).
 _MIN_POINTS_PER_PARAM = 2
 
-# The Hoffmann/Besiroglu grid of starts, in the fitter's internal coordinates.
-_CHINCHILLA_GRID: dict[str, np.ndarray] = {
-    "e": np.arange(-1.0, 1.01, 0.5),
-    "a": np.arange(0.0, 25.1, 5.0),
-    "b": np.arange(0.0, 25.1, 5.0),
-    "alpha": np.arange(0.0, 2.01, 0.5),
-    "beta": np.arange(0.0, 2.01, 0.5),
-}
-# For one input the grid can afford to be finer (9 * 9 * 11 = 891 starts).
-_SATURATING_GRID: dict[str, np.ndarray] = {
-    "e": np.linspace(-1.0, 1.0, 9),
-    "a": np.arange(0.0, 25.1, 2.5),
-    "alpha": np.linspace(0.0, 2.0, 9),
-}
 
-
-def min_points(law: str | Law) -> int:
-    """The fewest points :func:`fit` accepts for ``law`` (twice its parameter count)."""
-    return _MIN_POINTS_PER_PARAM * len(get_law(law).param_names)
+def min_points(law: str | Law, free: int | None = None) -> int:
+    """The fewest points :func:`fit` accepts for ``law`` (twice its parameter count, or
+    twice ``free``, the parameters left free by ``fix`` and ``tie``)."""
+    count = len(get_law(law).param_names) if free is None else free
+    return _MIN_POINTS_PER_PARAM * count
 
 
 def default_bootstrap(law: str | Law) -> int:
@@ -123,149 +133,35 @@ def default_bootstrap(law: str | Law) -> int:
     return 0 if get_law(law).name == "power" else DEFAULT_BOOTSTRAP
 
 
-def internal_names(law: Law) -> tuple[str, ...]:
-    """Names of the fitter's internal coordinates: logs of the coefficients, then exponents.
+def internal_names(law: str | Law) -> tuple[str, ...]:
+    """Names of the fitter's internal coordinates (:meth:`Law.internal_names`).
 
     For chinchilla ``("e", "a", "b", "alpha", "beta")``, i.e. ``E = exp(e)``,
-    ``A = exp(a)``, ``B = exp(b)``.
+    ``A = exp(a)``, ``B = exp(b)``; for bnsl ``("log_a", "log_b", "c0", ...)``.
     """
-    k = law.n_inputs
-    coefs = [p.lower() for p in law.param_names[: 1 + k]]
-    return (*coefs, *law.param_names[1 + k :])
+    return get_law(law).internal_names()
 
 
-def default_grid(law: str | Law) -> dict[str, np.ndarray]:
-    """The default grid of starting points, keyed by :func:`internal_names`."""
+def default_grid(law: str | Law, x: Any = None, y: Any = None) -> dict[str, np.ndarray]:
+    """The default grid of starting points, keyed by :func:`internal_names`.
+
+    The sums of powers have one grid for all data; ``bnsl``, ``bnsl2`` and ``kaplan``
+    place theirs on the data ``x`` (one array, or a tuple ``(N, D)``) and ``y``, in
+    coordinates centred on it (see each law's docstring).
+    """
     law = get_law(law)
-    if law.name == "chinchilla":
-        return {k: v.copy() for k, v in _CHINCHILLA_GRID.items()}
-    if law.name == "saturating":
-        return {k: v.copy() for k, v in _SATURATING_GRID.items()}
-    if isinstance(law, SumOfPowers):  # a user-defined sum of powers: reuse the coarse axes
-        names = internal_names(law)
-        k = law.n_inputs
-        axes = [_CHINCHILLA_GRID["e"]] + [_CHINCHILLA_GRID["a"]] * k
-        axes += [_CHINCHILLA_GRID["alpha"]] * k
-        return dict(zip(names, (a.copy() for a in axes), strict=True))
-    raise ValueError(f"law {law.name!r} is fitted in closed form and has no grid")
-
-
-# --------------------------------------------------------------------------------------
-# Input checking
-# --------------------------------------------------------------------------------------
-
-
-def _check_column(values: Any, name: str, n: int | None) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if n is not None and len(arr) != n:
-        raise ValueError(f"{name} has {len(arr)} values but the other inputs have {n}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        kind = "NaN" if np.isnan(arr[bad[0]]) else "infinite"
-        raise ValueError(
-            f"{name} has {bad.size} NaN or infinite value(s) (first: {kind} at row "
-            f"{bad[0]}); drop or fill them before fitting"
-        )
-    bad = np.flatnonzero(arr <= 0)
-    if bad.size:
-        raise ValueError(
-            f"{name} has {bad.size} non-positive value(s) (first: {float(arr[bad[0]])!r} at row "
-            f"{bad[0]}); every value must be > 0 to fit in log space"
-        )
-    return arr
-
-
-def _check_data(
-    law: Law,
-    x: Any,
-    y: Any,
-    x_names: Sequence[str] | None,
-    y_name: str | None,
-) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Validate and convert the inputs; error messages name the offending column."""
-    if law.n_inputs == 1:
-        # One input: a bare array (or list of numbers), or a 1-tuple holding it.
-        xs = tuple(x) if isinstance(x, tuple) and len(x) == 1 else (x,)
-    else:
-        xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-    if len(xs) != law.n_inputs:
-        raise ValueError(
-            f"law {law.name!r} needs {law.n_inputs} input array(s) "
-            f"({', '.join(law.variables)}), got {len(xs)}"
-        )
-    if x_names is None:
-        x_labels = [f"input {v!r}" for v in law.variables]
-    else:
-        x_labels = [f"column {c!r}" for c in x_names]
-    y_label = f"column {y_name!r}" if y_name is not None else f"target {law.target!r}"
-    y_arr = _check_column(y, y_label, None)
-    x_arrs = tuple(_check_column(v, lab, len(y_arr)) for v, lab in zip(xs, x_labels, strict=True))
-    need = min_points(law)
-    if len(y_arr) < need:
-        raise ValueError(
-            f"too few points to fit {law.name!r}: got {len(y_arr)}, need at least {need} "
-            f"(twice its {len(law.param_names)} parameters)"
-        )
-    return x_arrs, y_arr
+    logx = logy = None
+    if x is not None:
+        xs = x if isinstance(x, (tuple, list)) and law.n_inputs > 1 else (x,)
+        logx = np.log(np.vstack([np.asarray(v, dtype=float) for v in xs]))
+    if y is not None:
+        logy = np.log(np.asarray(y, dtype=float))
+    return law.default_grid(logx, logy)
 
 
 # --------------------------------------------------------------------------------------
 # Fitting
 # --------------------------------------------------------------------------------------
-
-
-def _grid_points(law: Law, grid: Mapping[str, Sequence[float]] | None) -> np.ndarray:
-    names = internal_names(law)
-    axes = default_grid(law) if grid is None else grid
-    unknown = set(axes) - set(names)
-    missing = set(names) - set(axes)
-    if unknown or missing:
-        raise ValueError(
-            f"grid for {law.name!r} must have exactly the keys {', '.join(names)} "
-            "(log-coefficients and exponents)"
-        )
-    mesh = np.meshgrid(*[np.asarray(axes[nm], dtype=float) for nm in names], indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1)
-
-
-def _to_internal(law: Law, params: Mapping[str, float]) -> np.ndarray:
-    k = law.n_inputs
-    values = [float(v) for v in law._values(params)]
-    for name, v in zip(law.param_names[: 1 + k], values[: 1 + k], strict=True):
-        if not v > 0:
-            raise ValueError(
-                f"init: {name} must be > 0 (it is fitted as exp({name.lower()})), got {v}"
-            )
-    return np.array([math.log(v) for v in values[: 1 + k]] + list(values[1 + k :]))
-
-
-def _shift(theta: np.ndarray, centre: np.ndarray, sign: float) -> np.ndarray:
-    """Move log-coefficients to (sign -1) or from (sign +1) log x centred on ``centre``.
-
-    ``a_j - alpha_j log x_j = (a_j - alpha_j m_j) - alpha_j (log x_j - m_j)``.
-    """
-    k = len(centre)
-    out = np.array(theta, dtype=float, copy=True)
-    out[..., 1 : 1 + k] += sign * out[..., 1 + k :] * centre
-    return out
-
-
-def _to_params(law: Law, theta: np.ndarray) -> np.ndarray:
-    """Internal coordinates -> natural parameters, for one row or a stack of rows."""
-    k = law.n_inputs
-    out = np.array(theta, dtype=float, copy=True)
-    out[..., : 1 + k] = np.exp(out[..., : 1 + k])
-    return out
-
-
-def _derived(law: Law, values: np.ndarray) -> dict[str, np.ndarray]:
-    """Derived quantities from natural parameters (last axis in param_names order)."""
-    if law.name != "chinchilla":
-        return {}
-    alpha, beta = values[..., 3], values[..., 4]
-    return {"a": beta / (alpha + beta), "b": alpha / (alpha + beta)}
 
 
 # Objectives within this relative distance of each other are equal as far as floating
@@ -314,22 +210,27 @@ def fit(
     grid: Mapping[str, Sequence[float]] | None = None,
     gtol: float = 1e-12,
     max_iter: int = 500,
-    prescreen: int = 1024,
+    prescreen: int | None = None,
     screen_iter: int = 2,
     keep: int = 64,
     x_names: Sequence[str] | None = None,
     y_name: str | None = None,
     groups: Any = None,
     group_kind: str | None = None,
+    fix: Mapping[str, float] | Sequence[str] | None = None,
+    tie: Mapping[str, str] | Sequence[str] | None = None,
 ) -> FitResult:
     """Fit ``law`` to points ``(x, y)``.
 
     Parameters
     ----------
     law
-        ``"power"``, ``"saturating"``, ``"chinchilla"`` or a :class:`~analysis.laws.Law`.
+        A name of :data:`analysis.laws.LAWS` (``"power"``, ``"saturating"``,
+        ``"chinchilla"``, ``"bnsl"``, ``"bnsl2"``, ``"kaplan"``) or a
+        :class:`~analysis.laws.Law`.
     x
-        One array (power, saturating) or a tuple ``(N, D)`` (chinchilla). All positive.
+        One array (power, saturating, bnsl) or a tuple ``(N, D)`` (chinchilla,
+        kaplan). All positive.
     y
         The target (loss; or e.g. FLOPs for a power law). All positive.
     delta
@@ -340,13 +241,16 @@ def fit(
         Seed of the resampling; the same seed gives identical results.
     init
         A single starting point in natural parameters (e.g. ``{"E": 1.69, ...}``) used
-        instead of the grid (``init`` and ``grid`` do not apply to ``power``).
+        instead of the grid (``init`` and ``grid`` do not apply to ``power``); fixed and
+        tied parameters may be left out.
     reduce
         ``"sum"`` (default, as published) or ``"mean"`` over points.
     level
         Confidence level of the intervals.
     grid
-        Axes of the grid of starts in internal coordinates (see :func:`default_grid`).
+        Axes of the grid of starts in internal coordinates (see :func:`default_grid`;
+        centred on the data for the laws whose default grid is); the axes of fixed and
+        tied parameters may be left out.
     gtol
         Convergence tolerance on the largest gradient component *per unit weight of
         data*: the summed objective converges when ``max|∇f| <= gtol * n``, the mean
@@ -357,7 +261,8 @@ def fit(
         How the search narrows: the ``prescreen`` starts with the lowest objective take
         ``screen_iter`` Newton steps together, and the ``keep`` best of them then
         continue to convergence. With both at least the number of starts, every start
-        runs to the end.
+        runs to the end. ``prescreen`` None: 1,024 for the sums of powers, 256 for the
+        other laws, whose Newton steps cost more (see :data:`PRESCREEN`).
     x_names, y_name
         Column names, used in error messages and in the formula.
     groups
@@ -368,12 +273,19 @@ def fit(
         What the groups are (``"trunks"``, ``"runs"``), reported as
         :attr:`FitResult.resampled` (default ``"groups"``, or ``"points"`` without
         ``groups``).
+    fix
+        Parameters held at a value: ``{"E": 1.69}`` or ``["E=1.69"]``. They are not
+        searched and get no interval.
+    tie
+        Parameters set equal: ``{"beta": "alpha"}`` (follower to the one it follows) or
+        ``["alpha=beta"]`` (the first kept, the second set to it). Only the first gets
+        an interval. See :mod:`analysis.constraints`.
 
     Raises
     ------
     ValueError
         On NaN, infinite or non-positive inputs, too few points (fewer than twice the
-        number of parameters), or bad options.
+        number of free parameters), or bad options.
     """
     law = get_law(law)
     if reduce not in ("sum", "mean"):
@@ -384,7 +296,11 @@ def fit(
         raise ValueError(f"bootstrap must be >= 0, got {bootstrap}")
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta}")
-    xs, y_arr = _check_data(law, x, y, x_names, y_name)
+    if (fix or tie) and not law.newton_fitted:
+        raise ValueError(f"--fix and --tie do not apply to {law.name!r}, fitted in closed form")
+    cons = make_constraints(law, fix, tie)
+    free = None if cons is None else len(cons.free)
+    xs, y_arr = check_data(law, x, y, x_names, y_name, min_points(law, free), free)
     labels = group_labels(groups, len(y_arr))
     variables = tuple(x_names) if x_names is not None else ()
     target = y_name or ""
@@ -393,24 +309,26 @@ def fit(
             law, xs[0], y_arr, bootstrap=bootstrap, seed=seed, reduce=reduce, level=level,
             groups=labels,
         )  # fmt: skip
-    elif isinstance(law, SumOfPowers):
-        result = _fit_sum_of_powers(
+    elif law.newton_fitted:
+        result = _fit_newton(
             law, xs, y_arr, delta=delta, bootstrap=bootstrap, seed=seed, init=init,
             reduce=reduce, level=level, grid=grid, gtol=gtol, max_iter=max_iter,
             prescreen=prescreen, screen_iter=screen_iter, keep=keep, groups=labels,
+            cons=cons,
         )  # fmt: skip
     else:
         raise ValueError(f"no fitter for law {law.name!r}")
     result.variables, result.target = variables, target
     result.x, result.y = xs, y_arr
+    if cons is not None:
+        result.fixed, result.tied = dict(cons.fixed), dict(cons.tied)
     if bootstrap > 0:
         result.n_groups = len(y_arr) if labels is None else int(labels.max()) + 1
         result.resampled = "points" if labels is None else (group_kind or "groups")
         result.message += f", resampling {result.n_groups} {kind_text(result.resampled)}"
-        _warn_few_groups(law, result)
-    result.identification = identify(
-        result, _search_ranges(law, grid) if law.name != "power" else None
-    )
+        _warn_few_groups(law, result, free)
+    ranges = _search_ranges(law, grid) if isinstance(law, SumOfPowers) else None
+    result.identification = identify(result, ranges)
     result.identified = not result.identification
     return result
 
@@ -423,17 +341,17 @@ def _search_ranges(
     other value an edge)."""
     out = {}
     given = grid or {}
-    for name, axis in default_grid(law).items():
+    for name, axis in law.default_grid().items():
         values = np.concatenate([axis, np.asarray(given.get(name, []), dtype=float)])
         out[name] = (float(values.min()), float(values.max()))
     return out
 
 
-def _warn_few_groups(law: Law, result: FitResult) -> None:
+def _warn_few_groups(law: Law, result: FitResult, free: int | None = None) -> None:
     """Say so when the bootstrap has fewer groups to draw than the law needs points:
     then a share of the resamples cannot pin every parameter, and the intervals, wide
     as they come out, say little."""
-    need = min_points(law)
+    need = min_points(law, free)
     if result.resampled == "points" or result.n_groups is None or result.n_groups >= need:
         return
     import warnings
@@ -449,8 +367,18 @@ def _warn_few_groups(law: Law, result: FitResult) -> None:
     )
 
 
-def _fit_sum_of_powers(
-    law: SumOfPowers,
+def _natural(
+    law: Law, prob: Any, theta: np.ndarray, centre: np.ndarray, cons: Constraints | None
+) -> np.ndarray:
+    """Natural parameters of rows of the engine's coordinates (free ones, if any)."""
+    if cons is None:
+        return law.to_params(law.shift(theta, centre, +1.0))
+    full = cons.impose(law.shift(prob.full(theta), centre, +1.0))
+    return cons.impose_natural(law.to_params(full))
+
+
+def _fit_newton(
+    law: Law,
     xs: tuple[np.ndarray, ...],
     y: np.ndarray,
     *,
@@ -467,22 +395,32 @@ def _fit_sum_of_powers(
     screen_iter: int,
     keep: int,
     groups: np.ndarray | None = None,
+    cons: Constraints | None = None,
 ) -> FitResult:
     n = len(y)
     # The optimiser works with log x centred on the data: a_j - alpha_j log x_j is then
     # (a_j - alpha_j m_j) - alpha_j (log x_j - m_j), and the log-coefficient at the centre
     # of the data, a_j - alpha_j m_j, is nearly uncorrelated with alpha_j. Uncentred, with
     # log N ~ 20, the two form a long narrow valley that damped Newton crawls along.
+    # (Every law says how its coordinates move with the centre: Law.shift.)
     logx = np.log(np.vstack(xs))
-    centre = logx.mean(axis=1)
-    prob = _LogProblem(logx=logx - centre[:, None], logy=np.log(y), delta=delta)
+    logy = np.log(y)
+    centre = centre_of(logx)
+    prob = law.problem(logx - centre[:, None], logy, delta)
     # Weights: 1 per point for the sum, 1/n for the mean. The gradient tolerance is per
     # unit weight, so it is gtol * n on the sum and gtol on the mean.
     weights = np.full(n, 1.0 if reduce == "sum" else 1.0 / n)
     tol = gtol * weights.sum()
 
-    starts = _to_internal(law, init)[None, :] if init is not None else _grid_points(law, grid)
-    starts = _shift(starts, centre, -1.0)
+    fused = isinstance(law, SumOfPowers)
+    if prescreen is None:
+        prescreen = PRESCREEN["sum_of_powers" if fused else "other"]
+    patience = None if fused else PATIENCE
+    starts = make_starts(law, init, grid, logx, logy, cons)
+    if cons is not None:
+        # Search the centred free coordinates alone (analysis.constraints).
+        prob = cons.problem(prob, centre)
+        starts = starts[:, cons.free_index()]
     n_starts = len(starts)
     # The search narrows in three stages, all vectorised over starts: (1) the objective
     # at every start; (2) the best `prescreen` take `screen_iter` Newton steps together;
@@ -491,22 +429,23 @@ def _fit_sum_of_powers(
     # every stage, so this finds the same optimum as running every start to the end, at
     # a fraction of the cost.
     if n_starts > prescreen:
-        (f0,) = _objective(prob, starts, weights, order=0)
+        (f0,) = objective(prob, starts, weights, order=0)
         starts = starts[_best_rows(f0, prescreen)]
     first_iter = min(screen_iter, max_iter) if len(starts) > keep else max_iter
-    state = _newton(prob, starts, weights, np.full(len(starts), tol), max_iter=first_iter)
+    state = newton(prob, starts, weights, np.full(len(starts), tol), max_iter=first_iter)
     if len(starts) > keep:
         best = _best_rows(state.f, keep)
-        rest = _newton(prob, state.theta[best], weights, np.full(len(best), tol), max_iter=max_iter)
+        rest = newton(prob, state.theta[best], weights, np.full(len(best), tol), max_iter=max_iter,
+                      patience=patience)  # fmt: skip
         rest.nit += state.nit[best]
         state = rest
     f_rank = np.where(np.isfinite(state.f), state.f, np.inf)
     order = _rank(f_rank, state.converged)
     i_best = int(order[0])
     theta = state.theta[i_best]
-    values = _to_params(law, _shift(theta, centre, +1.0))
+    values = _natural(law, prob, theta, centre, cons)
     params = {nm: float(v) for nm, v in zip(law.param_names, values, strict=True)}
-    derived = {k: float(v) for k, v in _derived(law, values).items()}
+    derived = {k: float(v) for k, v in law.derived(values).items()}
     log_pred = np.log(law.predict(params, *xs))
     residuals = np.log(y) - log_pred
     grad_norm = float(np.abs(state.g[i_best]).max())
@@ -534,19 +473,16 @@ def _fit_sum_of_powers(
         theta0 = np.repeat(seeds[None], bootstrap, axis=0).reshape(-1, len(theta))
         w_rep = np.repeat(boot_w, n_seed, axis=0)
         tol_rep = gtol * w_rep.sum(axis=1)
-        boot = _newton(prob, theta0, w_rep, tol_rep, max_iter=max_iter)
+        boot = newton(prob, theta0, w_rep, tol_rep, max_iter=max_iter)
         f_boot = np.where(np.isfinite(boot.f), boot.f, np.inf).reshape(bootstrap, n_seed)
         conv = boot.converged.reshape(bootstrap, n_seed)
         f_min = f_boot.min(axis=1, keepdims=True)
         tied_conv = (f_boot <= f_min + _TIE * np.abs(f_min)) & conv
         pick = np.where(tied_conv.any(axis=1), tied_conv.argmax(axis=1), f_boot.argmin(axis=1))
         rows = np.arange(bootstrap) * n_seed + pick
-        samples = _to_params(law, _shift(boot.theta[rows], centre, +1.0))
+        samples = _natural(law, prob, boot.theta[rows], centre, cons)
         boot_converged = float(boot.converged[rows].mean())
-        der = _derived(law, samples)
-        names = list(law.param_names) + list(der)
-        table = np.column_stack([samples] + list(der.values()))
-        intervals = percentile_intervals(names, table, level)
+        intervals = _intervals(law, samples, values, level, cons)
         message += f"; bootstrap: {bootstrap} refits, {boot_converged:.1%} converged"
 
     return FitResult(
@@ -567,6 +503,31 @@ def _fit_sum_of_powers(
         n_starts=n_starts,
         boot_converged=boot_converged,
     )
+
+
+def _intervals(
+    law: Law, samples: np.ndarray, best: np.ndarray, level: float, cons: Constraints | None
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the free parameters and of the derived quantities that
+    the constraints leave free to move (with ``alpha = beta`` tied, chinchilla's
+    ``a = beta/(alpha+beta)`` is 1/2 by construction and gets none)."""
+    der = law.derived(samples)
+    if cons is None:
+        names = list(law.param_names) + list(der)
+        table = np.column_stack([samples] + list(der.values()))
+        return percentile_intervals(names, table, level)
+    free = cons.free_index()
+    names = [law.param_names[i] for i in free]
+    columns = [samples[:, i] for i in free]
+    moved = best.copy()
+    moved[free] *= 1.1  # every free parameter moved: a derived quantity that stays put
+    moved = cons.impose_natural(moved)  # follows from the constraints alone
+    at_best, at_moved = law.derived(best), law.derived(moved)
+    for name, column in der.items():
+        if abs(float(at_moved[name]) - float(at_best[name])) > 1e-12 * abs(float(at_best[name])):
+            names.append(name)
+            columns.append(column)
+    return percentile_intervals(names, np.column_stack(columns), level)
 
 
 def fit_frame(

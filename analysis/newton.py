@@ -1,19 +1,40 @@
-"""The fitter's engine: the Huber objective of a sum of powers in log space, with its
-exact gradient and Hessian, and a damped Newton method that minimises many problems at
-once (one row per start, or per bootstrap resample).
+"""The fitter's engine: the Huber objective of a law's log residuals with its exact
+gradient and Hessian, and a damped Newton method that minimises many problems at once
+(one row per start, or per bootstrap resample).
+
+A *problem* holds the data in log space and evaluates the objective of S parameter rows
+at once (its ``block`` method):
+
+* :class:`LawProblem`, for any law: the law supplies ``log ŷ``, its Jacobian and its
+  second derivatives in the fitter's internal coordinates
+  (:meth:`analysis.laws.base.Law.log_predict`); the Huber objective and its derivatives
+  are built from them here (:func:`huber_terms`);
+* :class:`LogProblem`, the same objective for a sum of powers
+  (``y = E + Σ A_j x_j^(-alpha_j)``, a log-sum-exp of terms linear in the parameters)
+  fused into one pass that exploits that structure: 2-3 times faster, the same values;
+* :class:`AffineProblem`, either of them over fewer free coordinates ``φ`` with
+  ``θ = offset + T φ``: how parameters are fixed or tied.
 
 :mod:`analysis.fit` builds the problems and reads the results; this module knows
-nothing about laws or tables, only arrays of internal parameters
-``(e, a_1..a_K, alpha_1..alpha_K)`` (see :func:`analysis.fit.internal_names`).
+nothing about tables, only arrays of internal parameters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["BatchState", "LogProblem", "newton", "objective"]
+__all__ = [
+    "AffineProblem",
+    "BatchState",
+    "LawProblem",
+    "LogProblem",
+    "huber_terms",
+    "newton",
+    "objective",
+]
 
 
 @dataclass(frozen=True)
@@ -28,6 +49,107 @@ class LogProblem:
     def k(self) -> int:
         return self.logx.shape[0]
 
+    def block(self, theta: np.ndarray, weights: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+        return _objective_block(self, theta, weights, order)
+
+
+@dataclass(frozen=True)
+class LawProblem:
+    """Data of a fit of any law in log space: ``logx`` (K, n) centred, ``logy`` (n,)."""
+
+    law: Any
+    logx: np.ndarray
+    logy: np.ndarray
+    delta: float
+
+    def block(self, theta: np.ndarray, weights: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+        # Starts in a wide grid overflow (a break sharpness e^-10, an exponent at 0): their
+        # rows come out inf or NaN and are dropped by the search, which is not news.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            s, jac, hess = self.law.log_predict(theta, self.logx, order=min(order, 2))
+            return huber_terms(s, jac, hess, self.logy, self.delta, weights, order,
+                               theta.shape[1])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AffineProblem:
+    """``inner`` over free coordinates ``φ`` (S, F): ``θ = offset + φ Tᵀ`` with ``T``
+    (P, F). The gradient is ``Tᵀ g`` and the Hessian ``Tᵀ H T``; the damping's scales
+    ``Σ_p T_pf² scale_p`` (the Gauss-Newton diagonal in φ, up to its cross terms)."""
+
+    inner: Any
+    offset: np.ndarray
+    transform: np.ndarray
+
+    @property
+    def logy(self) -> np.ndarray:
+        return self.inner.logy
+
+    def full(self, phi: np.ndarray) -> np.ndarray:
+        """The inner problem's coordinates of free coordinates ``phi``."""
+        return self.offset + phi @ self.transform.T
+
+    def block(self, phi: np.ndarray, weights: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+        out = self.inner.block(self.full(phi), weights, order)
+        if order == 0:
+            return out
+        t = self.transform
+        g = out[1] @ t
+        if order == 1:
+            return out[0], g
+        hess = np.einsum("pf,spq,qg->sfg", t, out[2], t)
+        scale = out[3] @ (t * t)
+        scale += 1e-12 * scale.max(axis=1, keepdims=True) + 1e-300
+        return out[0], g, hess, scale
+
+
+def huber_terms(
+    s: np.ndarray,
+    jac: list[Any],
+    hess: dict[tuple[int, int], Any],
+    logy: np.ndarray,
+    delta: float,
+    weights: np.ndarray,
+    order: int,
+    p_count: int,
+) -> tuple[np.ndarray, ...]:
+    """The Huber objective of ``r = s - log y`` and its derivatives from those of ``s``.
+
+    ``f = Σ c h(r)``, ``g = Σ c h'(r) ∇s``, ``H = Σ c h''(r) ∇s∇sᵀ + Σ c h'(r) ∇²s``
+    (``c`` the weights), and the Gauss-Newton diagonal ``Σ c (∂s/∂θ_p)²`` as the
+    damping's parameter scales. ``jac`` and ``hess`` as
+    :meth:`analysis.laws.base.Law.log_predict` returns them.
+    """
+    r = s - logy
+    absr = np.abs(r)
+    quad = absr <= delta
+    huber = np.where(quad, 0.5 * r * r, delta * (absr - 0.5 * delta))
+    f = (huber * weights).sum(axis=-1)
+    if order == 0:
+        return (f,)
+    rows = s.shape[0]
+    dh = np.clip(r, -delta, delta) * weights
+    jac = [np.broadcast_to(j, s.shape) for j in jac]
+    g = np.empty((rows, p_count))
+    for p in range(p_count):
+        g[:, p] = (dh * jac[p]).sum(axis=-1)
+    if order == 1:
+        return f, g
+    cw = quad * weights  # h'' is 1 inside the quadratic part, 0 outside
+    h = np.empty((rows, p_count, p_count))
+    scale = np.empty((rows, p_count))
+    for p in range(p_count):
+        cj = cw * jac[p]
+        scale[:, p] = (weights * jac[p] * jac[p]).sum(axis=-1)
+        for q in range(p, p_count):
+            entry = (cj * jac[q]).sum(axis=-1)
+            second = hess.get((p, q))
+            if second is not None:
+                entry = entry + (dh * second).sum(axis=-1)
+            h[:, p, q] = h[:, q, p] = entry
+    scale += 1e-12 * scale.max(axis=1, keepdims=True) + 1e-300
+    return f, g, h, scale
+
 
 # Rows of parameters evaluated per block: about 32k (row, point) pairs, so that the
 # block's temporaries stay in the CPU cache. Evaluating thousands of starts as one
@@ -38,12 +160,13 @@ _BLOCK_ELEMENTS = 32_768
 def objective(
     prob: LogProblem, theta: np.ndarray, weights: np.ndarray, order: int = 2
 ) -> tuple[np.ndarray, ...]:
-    """:func:`_objective_block` over row blocks of ``theta`` (see ``_BLOCK_ELEMENTS``)."""
+    """The objective of every row of ``theta`` (and its derivatives up to ``order``),
+    evaluated by ``prob.block`` over row blocks (see ``_BLOCK_ELEMENTS``)."""
     rows = max(1, _BLOCK_ELEMENTS // prob.logy.shape[0])
     if theta.shape[0] <= rows:
-        return _objective_block(prob, theta, weights, order)
+        return prob.block(theta, weights, order)
     parts = [
-        _objective_block(prob, theta[i : i + rows], _row(weights, slice(i, i + rows)), order)
+        prob.block(theta[i : i + rows], _row(weights, slice(i, i + rows)), order)
         for i in range(0, theta.shape[0], rows)
     ]
     return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
@@ -185,6 +308,7 @@ def newton(
     weights: np.ndarray,
     gtol: np.ndarray,
     max_iter: int,
+    patience: int | None = None,
 ) -> BatchState:
     """Minimise S problems at once by Levenberg-Marquardt with exact derivatives.
 
@@ -196,6 +320,12 @@ def newton(
     failed ones, making it a short, scaled gradient step where the Hessian is indefinite.
     Rows stop when their largest gradient component is below ``gtol`` (per row), or when
     the damping has blown up (no further progress possible in floating point).
+
+    ``patience``: for rows that are starts of one problem (not bootstrap resamples),
+    stop them all ``patience`` iterations after the row with the lowest objective has
+    converged -- the rest are then crawling through flat or degenerate regions (an
+    exponent run to 0, a break pushed off the data) that would hold the whole batch to
+    ``max_iter``. None: every row runs to its own end.
     """
     theta = np.array(theta0, dtype=float)
     s_count, p = theta.shape
@@ -205,10 +335,16 @@ def newton(
     active = ~converged & np.isfinite(f)
     lam = np.full(s_count, 1e-3)
     eye = np.eye(p)
+    waited = 0
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
+        if patience is not None:
+            best = int(np.argmin(np.where(np.isfinite(f), f, np.inf)))
+            waited = waited + 1 if converged[best] else 0
+            if waited > patience:
+                break
         gi, hi = g[idx], hess[idx]
         damped = hi + (lam[idx, None] * scale[idx])[:, :, None] * eye
         step = _solve(damped, -gi)

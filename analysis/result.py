@@ -108,6 +108,12 @@ class FitResult:
     identification
         The reasons it is not identified (see :func:`identify`), one sentence each;
         empty when it is.
+    fixed
+        Parameters held at a value (``fix``), which were not fitted and have no
+        interval.
+    tied
+        Parameters set equal to another (``tie``): ``{follower: leader}``; the follower
+        has no interval of its own.
     x, y
         The fitted data.
     """
@@ -134,6 +140,8 @@ class FitResult:
     n_groups: int | None = None
     identified: bool = True
     identification: list[str] = field(default_factory=list)
+    fixed: dict[str, float] = field(default_factory=dict)
+    tied: dict[str, str] = field(default_factory=dict)
     x: tuple[np.ndarray, ...] = field(default=(), repr=False)
     y: np.ndarray | None = field(default=None, repr=False)
 
@@ -249,7 +257,8 @@ class FitResult:
         """JSON-ready summary: law, n, params, intervals, objective, converged,
         identified, identification (the reasons, a list of strings), derived,
         residuals (one per point, ``log y - log prediction``), and ``bootstrap``:
-        ``{"resamples", "resampled", "n_groups"}`` or None."""
+        ``{"resamples", "resampled", "n_groups"}`` or None; with ``fix`` or ``tie``
+        also ``fixed`` (``{name: value}``) and ``tied`` (``{follower: leader}``)."""
         boot = None
         if self.bootstrap is not None:
             boot = {
@@ -271,6 +280,8 @@ class FitResult:
             "derived": {k: plain_float(v) for k, v in self.derived.items()},
             "residuals": [plain_float(r) for r in np.asarray(self.residuals, dtype=float)],
             "bootstrap": boot,
+            **({"fixed": {k: plain_float(v) for k, v in self.fixed.items()}} if self.fixed else {}),
+            **({"tied": dict(self.tied)} if self.tied else {}),
         }
 
     def resampling(self) -> str:
@@ -287,6 +298,10 @@ class FitResult:
             if name in self.intervals:
                 lo, hi = self.intervals[name]
                 text += f"   [{lo:.6g}, {hi:.6g}] ({self.interval_kind}, {self.level:.0%})"
+            elif name in self.fixed:
+                text += "   (fixed)"
+            elif name in self.tied:
+                text += f"   (tied to {self.tied[name]})"
             lines.append(text)
         lines.append(f"  objective = {self.objective:.6g}, converged = {self.converged}")
         if not self.identified:
@@ -359,7 +374,10 @@ def _value_reasons(
     """Reasons in the fitted values: exponents <= 0 or at the grid's edge, E at 0."""
     k = law.n_inputs
     reasons = []
+    bound = set(result.fixed) | set(result.tied)  # not fitted: their values were given
     for j, name in enumerate(law.param_names[1 + k :]):
+        if name in bound:
+            continue
         value = float(result.params[name])
         symbol = _symbol(law, result, j)
         lo, hi = ranges.get(name, (0.0, math.inf))
@@ -375,7 +393,12 @@ def _value_reasons(
             )
     floor_name = law.param_names[0]
     floor = float(result.params[floor_name])
-    if result.y is not None and len(result.y) and floor < _E_AT_ZERO * float(np.min(result.y)):
+    if (
+        floor_name not in bound
+        and result.y is not None
+        and len(result.y)
+        and floor < _E_AT_ZERO * float(np.min(result.y))
+    ):
         reasons.append(
             f"{floor_name} = {floor:.2g} is at its bound 0: the data put no floor under "
             f"{result.target or law.target}"

@@ -17,6 +17,10 @@ process:
                  if it is installed; skipped otherwise.
   (e) bootstrap  1,000 bootstrap refits: ``fit(..., init=optimum, bootstrap=1000)`` minus
                  the same fit without refits; and the full grid fit with them.
+  (f) new laws   ``bnsl``, ``bnsl2`` and ``kaplan`` on 240 synthetic points drawn from a
+                 known truth (0.5 % noise): the fit from each law's default grid (median
+                 of 3), and 1,000 bootstrap refits timed as in (e). Goals: under 1 s and
+                 under 10 s.
 
 Objectives are all evaluated by one function, the summed Huber (delta 1e-3) of log
 residuals, so they compare directly.
@@ -25,7 +29,8 @@ residuals, so they compare directly.
     python benchmarks/fit_speed.py --scipy-starts 50 --no-package   # quicker
 
 Ends with one JSON line: speedup_vs_scipy, objective_ours, objective_scipy_best,
-bootstrap_1000_s, and the other figures.
+bootstrap_1000_s, ``laws`` (per new law: starts, fit_s, bootstrap_1000_s, converged),
+and the other figures. ``--laws-only`` times (a) and (f) alone.
 """
 
 from __future__ import annotations
@@ -198,14 +203,75 @@ def objective_at(params: dict[str, float], n, d, loss) -> float:
     return notebook_objective(x, np.log(n), np.log(d), np.log(loss))
 
 
+# Truths of the new laws' benchmark sets: a break in the middle of six decades (one
+# break), two breaks two decades apart, and Kaplan et al.'s own L(N, D) (Table 2).
+NEW_LAWS = {
+    "bnsl": {"a": 0.5, "b": 20.0, "c0": 0.2, "c1": 0.4, "d1": 1e6, "f1": 0.5},
+    "bnsl2": {"a": 0.5, "b": 20.0, "c0": 0.2, "c1": 0.4, "d1": 1e5, "f1": 0.5,
+              "c2": -0.3, "d2": 1e7, "f2": 0.3},
+    "kaplan": {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
+}  # fmt: skip
+
+
+def new_law_data(name: str, seed: int = 0) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    from analysis.laws import get_law
+
+    rng = np.random.default_rng(seed)
+    law = get_law(name)
+    if law.n_inputs == 2:
+        n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
+        xs = (n, n * np.exp(rng.uniform(np.log(2), np.log(200), 240)))
+    else:
+        xs = (np.geomspace(1e3, 1e9, 240),)
+    y = law.predict(NEW_LAWS[name], *xs) * np.exp(rng.normal(0, 0.005, 240))
+    return xs, y
+
+
+def time_new_laws(reps: int = 3) -> dict[str, dict]:
+    """Per new law: starts, median fit seconds, 1,000 refits' seconds, convergence."""
+    out = {}
+    for name in NEW_LAWS:
+        xs, y = new_law_data(name)
+        x = xs if len(xs) > 1 else xs[0]
+        fit(name, x, y)  # warm-up
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            result = fit(name, x, y)
+            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fit(name, x, y, init=result.params)
+        alone = time.perf_counter() - start
+        start = time.perf_counter()
+        boot = fit(name, x, y, init=result.params, bootstrap=1000, seed=0)
+        refits = time.perf_counter() - start - alone
+        out[name] = {
+            "starts": result.n_starts,
+            "fit_s": round(statistics.median(times), 3),
+            "bootstrap_1000_s": round(refits, 3),
+            "converged": result.converged,
+            "boot_converged": boot.boot_converged,
+        }
+        print(f"{name:<8} {result.n_starts:>6} starts: fit {statistics.median(times):.3f} s, "
+              f"1,000 refits {refits:.2f} s ({boot.boot_converged:.1%} converged); "
+              f"converged: {result.converged}")  # fmt: skip
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scipy-starts", type=int, default=200, help="random starts timed")
     parser.add_argument("--no-package", action="store_true", help="skip the chinchilla package")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--laws-only", action="store_true", help="time (a) and (f) alone")
     opts = parser.parse_args()
 
     n, d, loss, source = load_data()
+    if opts.laws_only:
+        ours_s, ours = time_ours(n, d, loss)
+        print(f"chinchilla 4500 starts: fit {ours_s:.3f} s ({source})")
+        print(json.dumps({"data": source, "fit_s": round(ours_s, 4), "laws": time_new_laws()}))
+        return
     full = grid_starts()
     subset = full[
         np.random.default_rng(opts.seed).choice(len(full), opts.scipy_starts, replace=False)
@@ -245,6 +311,8 @@ def main() -> None:
     lo, hi = boot.intervals["E"]
     print(f"\n1,000 bootstrap refits: {boot_s:.2f} s (4,500-start fit + refits: {boot_total:.2f} s); "
           f"E 95 % interval [{lo:.4f}, {hi:.4f}], {boot.boot_converged:.1%} converged")  # fmt: skip
+    print()
+    laws = time_new_laws()
     speedup = num_per * len(full) / ours_s
     print(f"speed-up over the numerical-gradient loop: {speedup:.0f}x; "
           f"over the analytic-gradient loop: {ana_per * len(full) / ours_s:.0f}x")  # fmt: skip
@@ -270,6 +338,7 @@ def main() -> None:
         "bootstrap_1000_s": round(boot_s, 3),
         "fit_plus_bootstrap_1000_s": round(boot_total, 3),
         "bootstrap_E_interval": [lo, hi],
+        "laws": laws,
     }
     print(json.dumps(record))
 

@@ -7,13 +7,25 @@ import re
 import numpy as np
 import pytest
 
-from analysis.laws import LAWS, Chinchilla, PowerLaw, SaturatingPowerLaw, get_law
+from analysis.laws import (
+    LAWS,
+    BrokenPowerLaw,
+    Chinchilla,
+    Kaplan,
+    PowerLaw,
+    SaturatingPowerLaw,
+    get_law,
+)
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def test_registry_names_and_parameters() -> None:
-    assert set(LAWS) == {"power", "saturating", "chinchilla"}
+    assert set(LAWS) == {"power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan"}
+    assert get_law("bnsl").param_names == ("a", "b", "c0", "c1", "d1", "f1")
+    assert get_law("bnsl2").param_names == ("a", "b", "c0", "c1", "d1", "f1", "c2", "d2", "f2")
+    assert get_law("kaplan").param_names == ("N_c", "D_c", "alpha_N", "alpha_D")
+    assert isinstance(get_law("bnsl2"), BrokenPowerLaw) and isinstance(get_law("kaplan"), Kaplan)
     assert get_law("power").param_names == ("a", "k")
     assert get_law("saturating").param_names == ("E", "A", "alpha")
     assert get_law("chinchilla").param_names == ("E", "A", "B", "alpha", "beta")
@@ -24,8 +36,10 @@ def test_registry_names_and_parameters() -> None:
 
 
 def test_unknown_law_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown law 'kaplan'.*chinchilla, power, saturating"):
-        get_law("kaplan")
+    with pytest.raises(
+        ValueError, match="unknown law 'hyperbolic'.*bnsl, bnsl2, chinchilla, kaplan, power"
+    ):
+        get_law("hyperbolic")
 
 
 def test_predictions_match_hand_computed_values() -> None:
@@ -82,3 +96,58 @@ def test_bad_inputs_are_refused() -> None:
         get_law("chinchilla").predict({"E": 1, "A": 1, "B": 1, "alpha": 1, "beta": 1}, [1.0])
     with pytest.raises(ValueError, match="missing beta"):
         get_law("chinchilla").predict({"E": 1, "A": 1, "B": 1, "alpha": 1}, [1.0], [1.0])
+
+
+def test_new_laws_predict_hand_computed_values() -> None:
+    # BNSL at x = 16 with d1 = 4, f1 = 1/2: 16^-0.5 = 1/4, (16/4)^2 = 16, (1 + 16)^-(1·0.5).
+    bnsl = {"a": 1.0, "b": 2.0, "c0": 0.5, "c1": 1.0, "d1": 4.0, "f1": 0.5}
+    assert get_law("bnsl").predict(bnsl, np.array([16.0])) == pytest.approx(
+        [1.0 + 2.0 * 0.25 / np.sqrt(17.0)], rel=1e-12
+    )
+    # A second break at d2 = 16, f2 = 1, c2 = 2: (16/16)^1 = 1, (1 + 1)^-2 = 1/4.
+    bnsl2 = {**bnsl, "c2": 2.0, "d2": 16.0, "f2": 1.0}
+    assert get_law("bnsl2").predict(bnsl2, np.array([16.0])) == pytest.approx(
+        [1.0 + 2.0 * 0.25 / np.sqrt(17.0) / 4.0], rel=1e-12
+    )
+    # Kaplan: (4/1)^(0.25/0.5) = 2, 2/1 = 2, (2 + 2)^0.5 = 2.
+    kaplan = {"N_c": 4.0, "D_c": 2.0, "alpha_N": 0.25, "alpha_D": 0.5}
+    assert get_law("kaplan").predict(kaplan, np.array([1.0]), np.array([1.0])) == pytest.approx(
+        [2.0], rel=1e-12
+    )
+
+
+def test_broken_law_bends_from_one_slope_to_the_next() -> None:
+    """Far below d1 the log-log slope is -c0, far above it -(c0 + c1)."""
+    params = {"a": 0.0 + 1e-300, "b": 1.0, "c0": 0.2, "c1": 0.5, "d1": 1e6, "f1": 0.3}
+    law = get_law("bnsl")
+    for x0, slope in ((1e1, -0.2), (1e11, -0.7)):
+        x = np.array([x0, 2 * x0])
+        y = law.predict(params, x)
+        assert np.log(y[1] / y[0]) / np.log(2) == pytest.approx(slope, abs=1e-4)
+
+
+def test_kaplan_reduces_to_its_one_variable_limits() -> None:
+    """D → ∞: (N_c/N)^alpha_N; N → ∞: (D_c/D)^alpha_D (Kaplan et al. eq. 1.5)."""
+    p = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+    law = get_law("kaplan")
+    assert law.predict(p, np.array([1e9]), np.array([1e40])) == pytest.approx(
+        [(6.4e13 / 1e9) ** 0.076], rel=1e-9
+    )
+    assert law.predict(p, np.array([1e60]), np.array([1e10])) == pytest.approx(
+        [(1.8e13 / 1e10) ** 0.103], rel=1e-9
+    )
+
+
+def test_new_laws_print_their_formulas() -> None:
+    assert get_law("bnsl").formula() == "y = a + b·x^(-c0)·(1 + (x/d1)^(1/f1))^(-c1·f1)"
+    assert (
+        get_law("bnsl2")
+        .formula(variables=["C"], target="L")
+        .endswith("·(1 + (C/d2)^(1/f2))^(-c2·f2)")
+    )
+    assert get_law("kaplan").formula() == "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
+    p = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+    assert get_law("kaplan").formula(p) == "L = [(6.4e+13/N)^(0.076/0.103) + 1.8e+13/D]^0.103"
+    text = get_law("bnsl").formula({"a": 0.5, "b": 20.0, "c0": 0.2, "c1": -0.4, "d1": 1e6,
+                                    "f1": 0.5})  # fmt: skip
+    assert text == "y = 0.5 + 20·x^-0.2·(1 + (x/1e+06)^(1/0.5))^(0.4·0.5)"
