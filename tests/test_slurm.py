@@ -506,3 +506,47 @@ def test_job_killed_outright_leaves_its_run_lost_and_a_relaunch_resumes_it(tmp_p
     assert summary["status"] == "completed"
     assert summary["launcher"]["job_id"] != launcher["job_id"]
     assert "resuming from step" in Path(summary["launcher"]["stdout"]).read_text()
+
+
+CHAOS = Path(__file__).resolve().parents[1] / "benchmarks" / "slurm_chaos.py"
+
+
+def test_sweep_under_requeues_preemptions_and_kills_ends_as_if_uninterrupted(tmp_path):
+    # 12 runs as one array; 6 faults at random moments (2 of each kind, the kinds in
+    # proportion to their rates), then relaunches until done; the same configs train
+    # meanwhile in one local process
+    out_dir = tmp_path / "chaos"
+    args = ["--runs", "12", "--seed", "3", "--max-faults", "6", "--faulty-launches", "1"]
+    rates = ["--requeue-rate", "6", "--preempt-rate", "6", "--kill-rate", "6"]
+    cmd = [sys.executable, str(CHAOS), *args, *rates, "--time-limit", "600"]
+    out = subprocess.run([*cmd, "--out", str(out_dir)], capture_output=True, text=True, timeout=700)
+    assert out.returncode == 0, out.stdout + out.stderr[-5000:]
+    report = json.loads(out.stdout.splitlines()[-1])
+    assert (report["runs"], report["completed"], report["torn_files"]) == (12, 12, 0)
+    assert (report["requeues"], report["preemptions"], report["kills"]) == (2, 2, 2)
+
+    # SLURM's own account of the faults the script says it made
+    faults = [json.loads(ln) for ln in (out_dir / "faults.jsonl").read_text().splitlines()]
+    done = [f for f in faults if f["ok"]]
+    assert len(done) == 6
+    for f in done:
+        if f["kind"] == "requeue":
+            assert "REQUEUED" in sacct(f["job"])
+        elif f["kind"] == "kill":
+            # killed outright, never requeued: the relaunch trains what it lost
+            assert sacct(f["job"])[-1] == "FAILED"
+        else:
+            assert sacct(f["job"].split(",")[0]) == ["COMPLETED"]  # the `high` job ran
+    assert report["relaunches"] >= 1
+
+    # every record is whole, and the same as its uninterrupted twin, bit for bit
+    slurm, local = records(out_dir / "slurm" / "chaos"), records(out_dir / "local" / "chaos")
+    assert len(slurm) == 12 and slurm.keys() == local.keys()
+    for rid, summary in slurm.items():
+        assert summary["status"] == "completed"
+        assert summary["final_val_loss"] == local[rid]["final_val_loss"]
+        got = comparable(out_dir / "slurm" / "chaos" / rid)
+        assert got == comparable(out_dir / "local" / "chaos" / rid)
+        steps = [row["step"] for row in got]
+        assert steps == sorted(set(steps)) and len(steps) == 8  # smoke: train.n_evals=8
+    assert not list(out_dir.glob("slurm/chaos/*/*.tmp"))
