@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,10 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    common.add_argument(
+        "--quiet",
+        action=_Quiet,
+        help="no progress bars (they are shown only on a terminal anyway)",
+    )
 
     boot = _fit_options(DEFAULT_BOOTSTRAP)
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Fit scaling laws to run records or imported logs.",
         epilog=f"Run '{PROG} COMMAND -h' for a command's options.",
@@ -119,7 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
-        "fit", parents=[common, _fit_options(None)], help="fit a law and print it with intervals"
+        "fit",
+        parents=[common, _fit_options(None)],
+        help="fit a law and print it with intervals",
+        **_explained(
+            "Fit a scaling law to the rows of PATH and print its parameters with bootstrap "
+            "intervals, its residuals and whether the data pin it down (identified). Without "
+            "--law, the law the data can tell is chosen and the choice said on one line: "
+            "Chinchilla's L(N, D) when N and D vary independently, else L(N).",
+            "scaling-analyze fit results/demo --law chinchilla",
+            "scaling-analyze fit results/demo --law power --x params --y flops",
+            "scaling-analyze fit runs.csv --law saturating --x flops --where 'loss < 3.44' --json",
+        ),
     )
     _add_law_options(p)
     p.add_argument(
@@ -142,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_predict_common(common), _fit_options(None)],
         conflict_handler="resolve",  # --params: sizes here (see _SizesOrConvention)
         help="predict the loss at given N and D, a compute budget or a ladder, with bands",
+        **_explained(
+            "Fit the law as fit does, then evaluate it: at --params N --tokens D (two of "
+            "--params, --tokens, --flops fix the third by C = 6ND), at a compute budget "
+            "--flops C on the compute-optimal frontier, or for each size of a --ladder "
+            "trained on that budget. Each prediction has its bootstrap band, its tokens per "
+            "parameter and how far past the data it reaches.",
+            "scaling-analyze predict results/demo --flops 1e14",
+            "scaling-analyze predict results/demo --params 1e6 --tokens 2e7",
+            "scaling-analyze predict results/demo --flops 1e15 --ladder 1e5 1e6 1e7 --json",
+        ),
     )
     _add_law_options(p)
     p.add_argument(
@@ -176,7 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser(
-        "frontier", parents=[common, boot], help="compute-optimal frontier N_opt ∝ C^a"
+        "frontier",
+        parents=[common, boot],
+        help="compute-optimal frontier N_opt ∝ C^a",
+        **_explained(
+            "Find the compute-optimal frontier N_opt ∝ C^a and D_opt ∝ C^b by one of "
+            "Chinchilla's three approaches: the envelope of the learning curves (1), "
+            "IsoFLOP parabolas (2) or the L(N, D) fit (3, the default), with bootstrap "
+            "intervals; --budget C also recommends N, D and the nearest run size for it.",
+            "scaling-analyze frontier results/demo --approach 3 --budget 1e18",
+            "scaling-analyze frontier results/isoflop --approach 2",
+        ),
     )
     p.add_argument(
         "--approach",
@@ -207,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest",
         parents=[common, _fit_options(None)],
         help="fit on smaller runs, predict the largest, with prediction intervals",
+        **_explained(
+            "Check a law by what it would have predicted: hold out the --k largest rows (by "
+            "compute C for L(N, D), by --x otherwise) or those matching --test-where, fit "
+            "the rest, and print each held-out row's 95 % prediction interval and whether "
+            "the actual value fell inside.",
+            "scaling-analyze backtest results/demo --k 2",
+            "scaling-analyze backtest runs.csv --law saturating --test-where 'split == \"test\"'",
+        ),
     )
     _add_law_options(p, curves_help="e.g. --x tokens predicts the end of a curve from its start")
     p.add_argument(
@@ -224,7 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_backtest)
 
-    p = sub.add_parser("plot", parents=[common, boot], help="draw every figure (PNG and SVG)")
+    p = sub.add_parser(
+        "plot",
+        parents=[common, boot],
+        help="draw every figure (PNG and SVG)",
+        **_explained(
+            "Draw every figure of PATH into --out: the learning curves, the fitted law "
+            "against the data, the compute-optimal frontier, IsoFLOP profiles when the "
+            "runs have them, residuals, and the downstream figures when fine-tuning or "
+            "compression records lie beside the sweep.",
+            "scaling-analyze plot results/demo --out results/demo/plots",
+            "scaling-analyze plot runs.csv --format png --title 'my sweep'",
+        ),
+    )
     p.add_argument(
         "--out", type=Path, help="output dir (default: <sweep>/plots, or ./<file stem>_plots)"
     )
@@ -243,7 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_plot)
 
     p = sub.add_parser(
-        "report", parents=[common, boot], help="write a Markdown report of one sweep"
+        "report",
+        parents=[common, boot],
+        help="write a Markdown report of one sweep",
+        **_explained(
+            "Write a Markdown report of one sweep: its runs, the fitted law with intervals, "
+            "the frontier, a backtest of the --k largest runs, and the figures, drawn "
+            "beside the report.",
+            "scaling-analyze report results/demo",
+            "scaling-analyze report results/demo --out docs/demo-report.md --k 2",
+        ),
     )
     p.add_argument(
         "--out",
@@ -264,7 +329,45 @@ def build_parser() -> argparse.ArgumentParser:
     from analysis.downstream import add_parser as add_downstream
 
     add_downstream(sub, _fit_options(DEFAULT_BOOTSTRAP))
+    downstream = sub.choices["downstream"]
+    downstream.epilog = _explained("", "scaling-analyze downstream results/demo")["epilog"]
+    downstream.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+class _Quiet(argparse.Action):
+    """``--quiet``: turns the progress bars off as it is parsed (analysis/progress.py)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        from analysis import progress
+
+        progress.set_quiet(True)
+        setattr(namespace, self.dest, True)
+
+
+def _explained(description: str, *examples: str) -> dict[str, Any]:
+    """A sub-parser's description paragraph and its examples, laid out as written."""
+    import textwrap
+
+    lines = "\n".join(f"  {e}" for e in examples)
+    return {
+        "description": textwrap.fill(description, width=88),
+        "epilog": f"examples:\n{lines}",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are one line, as those of the data are (argparse prints the
+    whole usage first); ``-h`` shows the usage. Subcommands' parsers are of this class
+    too (``add_subparsers`` makes them of its parser's)."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see '{self.prog} -h')\n")
 
 
 def _fit_options(bootstrap: int | None) -> argparse.ArgumentParser:

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis import progress
 from analysis.constraints import Constraints, make_constraints
 from analysis.inputs import check_data
 from analysis.laws import Law, SumOfPowers, get_law
@@ -473,7 +474,8 @@ def _fit_newton(
         theta0 = np.repeat(seeds[None], bootstrap, axis=0).reshape(-1, len(theta))
         w_rep = np.repeat(boot_w, n_seed, axis=0)
         tol_rep = gtol * w_rep.sum(axis=1)
-        boot = newton(prob, theta0, w_rep, tol_rep, max_iter=max_iter)
+        with progress.bar(bootstrap * n_seed, f"{law.name} bootstrap") as update:
+            boot = newton(prob, theta0, w_rep, tol_rep, max_iter=max_iter, on_progress=update)
         f_boot = np.where(np.isfinite(boot.f), boot.f, np.inf).reshape(bootstrap, n_seed)
         conv = boot.converged.reshape(bootstrap, n_seed)
         f_min = f_boot.min(axis=1, keepdims=True)

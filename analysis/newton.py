@@ -21,6 +21,7 @@ nothing about tables, only arrays of internal parameters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,6 +310,7 @@ def newton(
     gtol: np.ndarray,
     max_iter: int,
     patience: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> BatchState:
     """Minimise S problems at once by Levenberg-Marquardt with exact derivatives.
 
@@ -326,6 +328,9 @@ def newton(
     converged -- the rest are then crawling through flat or degenerate regions (an
     exponent run to 0, a break pushed off the data) that would hold the whole batch to
     ``max_iter``. None: every row runs to its own end.
+
+    ``on_progress``: called after every iteration with the number of rows that are done
+    (a progress bar's hook).
     """
     theta = np.array(theta0, dtype=float)
     s_count, p = theta.shape
@@ -377,6 +382,8 @@ def newton(
             converged[good] = np.abs(gg).max(axis=1) <= gtol[good]
         stalled = lam > 1e20
         active = ~converged & ~stalled & np.isfinite(f)
+        if on_progress is not None:
+            on_progress(int(s_count - active.sum()))
     return BatchState(theta=theta, f=f, g=g, nit=nit, converged=converged)
 
 

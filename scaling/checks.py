@@ -16,13 +16,18 @@ from __future__ import annotations
 import math
 import operator
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+from omegaconf.errors import (
+    InterpolationResolutionError,
+    InterpolationToMissingValueError,
+    MissingMandatoryValue,
+)
 
 from scaling import budgets, rules, schedules
 
@@ -69,8 +74,28 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(key, f"{key} is not set: add {key}=VALUE to the command") from None
     except InterpolationResolutionError as e:
         key = str(e.full_key)
+        # sweep: ${basename:${source}} fails on sweep, but the fix is to set source
+        unset = _unset(cfg)
+        if isinstance(e, InterpolationToMissingValueError) and unset:
+            raise ConfigError(
+                unset[0], f"{unset[0]} is not set: add {unset[0]}=VALUE to the command"
+            ) from None
         msg = " ".join(str(e.msg).split())
         raise ConfigError(key, f"{key} cannot be resolved ({msg}): set it explicitly") from None
+
+
+def _unset(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """The dotted keys left ``???``, found without resolving anything (hydra's aside)."""
+    found = []
+    for key, value in cfg.items_ex(resolve=False):
+        dotted = f"{prefix}{key}"
+        if dotted == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            found.append(dotted)
+        elif isinstance(value, DictConfig):
+            found += _unset(value, dotted + ".")
+    return sorted(found)
 
 
 def check_config(cfg: Mapping[str, Any]) -> None:
@@ -184,6 +209,10 @@ def _check_train(train: Mapping[str, Any]) -> None:
     _number("train.peak_flops", train.get("peak_flops"), "FLOP/s, or null", optional=True)
     _one_of("train.budget_params", train.get("budget_params"), BUDGET_PARAMS)
     _one_of("train.dtype", train.get("dtype"), DTYPES)
+    from scaling.trackers import logger_problem  # plain Python: the packages are only found
+
+    if (problem := logger_problem(train)) is not None:
+        raise ConfigError("train.loggers", problem)
 
 
 def _check_optim(optim: Mapping[str, Any]) -> None:
@@ -224,10 +253,22 @@ def _check_optim(optim: Mapping[str, Any]) -> None:
 def _check_data(data: Mapping[str, Any]) -> None:
     from scaling.data import DataSpec  # numpy only; its checks name the key already
 
+    # DataSpec calls float()/int() on these: a string would fail there without the key
+    fraction = data.get("val_fraction", 0.01)
+    if not (_is_number(fraction) and 0 < fraction < 1):
+        raise ConfigError(
+            "data.val_fraction",
+            f"data.val_fraction={fraction!r} must lie in (0, 1), e.g. data.val_fraction=0.01",
+        )
+    _whole("data.vocab_size", data.get("vocab_size", 4096), "e.g. data.vocab_size=4096")
+    _whole("data.max_files", data.get("max_files"), "files, or null for all", optional=True)
     try:
         spec = DataSpec.from_config(data)
     except (TypeError, ValueError) as e:
-        raise ConfigError("data", " ".join(str(e).split())) from None
+        message = " ".join(str(e).split())
+        named = re.match(r"data\.\w+", message)
+        key = "data.path" if "needs data.path" in message else named[0] if named else "data"
+        raise ConfigError(key, message) from None
     suffix = FILE_SOURCES.get(spec.source)
     if suffix and not Path(str(spec.path)).expanduser().exists():
         raise ConfigError(
@@ -261,7 +302,11 @@ def _number(key: str, value: Any, fix: str, optional: bool = False, zero: bool =
     """A finite number above zero (at or above it with ``zero``), or null when optional."""
     if value is None and optional:
         return
-    ok = _is_number(value) and math.isfinite(value) and (value >= 0 if zero else value > 0)
+    try:
+        # an int past float's range (1e400 written out) overflows every later use
+        ok = _is_number(value) and math.isfinite(value) and (value >= 0 if zero else value > 0)
+    except OverflowError:
+        ok = False
     if not ok:
         what = "a non-negative" if zero else "a positive"
         raise ConfigError(key, f"{key}={value!r} must be {what} finite number: {fix}")

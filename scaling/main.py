@@ -3,6 +3,7 @@
     scaling-train -m experiment=smoke results_dir=runs/r    # a sweep
     scaling-train model.d_model=128                         # one run
     scaling-train status runs/r/smoke                       # what a sweep's runs are doing
+    scaling-train --help                                    # experiments, groups, examples
 
 Each point of a sweep is one call of :func:`run`: it resolves the config, finds the run's
 directory from the hash of that config, skips the run when its record says it is done,
@@ -163,6 +164,11 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     why = too_short(resolved)
     if why is not None:
         print(f"{label}: {why}", flush=True)
+        # no record (the analysis must not read it as a run), only a note for `status`,
+        # which would otherwise show the point as not started for ever
+        from scaling.status import SKIPPED
+
+        results.atomic_write_text(out / SKIPPED, why + "\n")
         _OUTCOMES.append((rid, "skipped", why))
         _nothing_left_to_checkpoint()
         return None
@@ -285,6 +291,11 @@ def main() -> None:
         from scaling.status import main as status_main
 
         sys.exit(status_main(sys.argv[2:]))
+    from scaling.help import asks_for_help, help_text
+
+    if asks_for_help(sys.argv[1:]):
+        # ours first (experiments, groups, `status`, examples), then Hydra's, which exits
+        print(help_text(), flush=True)
     _hydra_main()
     from hydra_plugins.scaling_lab.launcher import SlurmLauncher
 

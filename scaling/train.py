@@ -30,6 +30,7 @@ from scaling import budgets, distributed, results, rules, schedules
 from scaling.data import DataSpec, prepare, repeated_windows, sample_train_batch, val_batches
 from scaling.families import build_model, param_counts, shape_for
 from scaling.flops import flops_6nd, flops_per_token
+from scaling.trackers import Trackers, open_trackers
 
 # Dense peak FLOP/s used for MFU, by device. A stated number, not a measurement: the
 # CPU figure is fp32 on two AVX-512 cores; set `train.peak_flops` for your hardware.
@@ -348,6 +349,21 @@ def versions() -> dict[str, str]:
     }
 
 
+LOG_NAME = "train.log"
+
+
+def say(out: Path, text: str) -> None:
+    """Print a progress line and append it to the run's own ``train.log``.
+
+    A local launcher keeps no run's output (Hydra's ``main.log`` gets only its logging,
+    not prints): the file is where ``scaling-train status`` finds a run's progress, its
+    tokens/s and ETA, and what to show in its ``log`` column.
+    """
+    print(text, flush=True)
+    with contextlib.suppress(OSError), open(out / LOG_NAME, "a", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
 def launcher_info() -> dict[str, Any]:
     """SLURM job id, array index and log paths when running under SLURM/submitit."""
     env = os.environ
@@ -483,7 +499,9 @@ def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str,
     stop = StopFlag()
     procs = distributed.setup()
     try:
-        return _train(cfg, out, summary, stop, procs)
+        # what the run holds open to the end, however it ends: its tracker runs
+        with contextlib.ExitStack() as hold:
+            return _train(cfg, out, summary, stop, procs, hold)
     except Interrupted:
         raise
     except Diverged as e:
@@ -503,7 +521,12 @@ def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str,
 
 
 def _train(
-    cfg: Mapping, out: Path, summary: dict, stop: StopFlag, procs: distributed.Group
+    cfg: Mapping,
+    out: Path,
+    summary: dict,
+    stop: StopFlag,
+    procs: distributed.Group,
+    hold: contextlib.ExitStack,
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
     tcfg = cfg["train"]
@@ -619,13 +642,12 @@ def _train(
         metrics_offset = load_state(ckpt)
         wall_before, steps_trained = ckpt["wall_s"], ckpt.get("steps_trained", ckpt["step"])
         if procs.main:
-            print(f"[{out.name}] resuming from step {step}/{plan['steps_total']}", flush=True)
+            say(out, f"[{out.name}] resuming from step {step}/{plan['steps_total']}")
     elif source == "stable":
         metrics_offset = load_state(stable)
         wall_before = stable["wall_s"]
         if procs.main:
-            print(f"[{out.name}] continuing the trunk from its stable state at step {step}",
-                  flush=True)
+            say(out, f"[{out.name}] continuing the trunk from its stable state at step {step}")
     del ckpt, stable
     if trunk:
         summary["steps_trained"] = steps_trained
@@ -634,6 +656,13 @@ def _train(
         results.MetricsLog(out / "metrics.jsonl", truncate_to=metrics_offset)
         if procs.main
         else None
+    )
+    # the trackers of train.loggers get what metrics.jsonl gets, first the rows it holds
+    # that a kill kept from them (scaling/trackers.py)
+    trackers = hold.enter_context(
+        open_trackers(cfg, out.name, counts, results.read_metrics(out))
+        if procs.main
+        else Trackers()
     )
 
     def snapshot(**extra: Any) -> dict[str, Any]:
@@ -703,7 +732,7 @@ def _train(
                 metrics.close()
                 metrics = results.MetricsLog(out / "metrics.jsonl", truncate_to=offset)
         if procs.main and trunk:
-            print(f"[{out.name}] {_describe(seg, plan)}", flush=True)
+            say(out, f"[{out.name}] {_describe(seg, plan)}")
         later = sum(s.end - s.start for s in todo[i + 1 :])
         while step < seg.end:
             t_step = time.perf_counter()
@@ -752,10 +781,10 @@ def _train(
             log_now = step % tcfg["log_every"] == 0 or step == seg.end
             if procs.main and tokens_per_s and log_now:
                 eta = (seg.end - step + later) * train_time / steps_timed
-                print(
+                say(
+                    out,
                     f"[{out.name}] step {step}/{plan['steps_total']} loss {loss_accum:.4f} "
                     f"lr {lr:.2e} {tokens_per_s:,.0f} tok/s mfu {100 * mfu:.1f}% eta {eta:.0f}s",
-                    flush=True,
                 )
 
             # evaluate evenly, where a decay starts (the stable loss it improves on) and at
@@ -768,18 +797,18 @@ def _train(
                 val_loss = evaluate(model, val, device, dtype)
                 best_val = min(best_val, val_loss)
                 if procs.main:
-                    metrics.append(
-                        {
-                            "step": step,
-                            "tokens": step * plan["batch_tokens"],
-                            "flops": step * plan["batch_tokens"] * fpt,
-                            "train_loss": train_loss_sum / train_loss_n,
-                            "val_loss": val_loss,
-                            "lr": lr,
-                            "phase": phase_of(step, plan, seg.decay),
-                            "elapsed_s": round(wall_before + time.perf_counter() - t_start, 3),
-                        }
-                    )
+                    row = {
+                        "step": step,
+                        "tokens": step * plan["batch_tokens"],
+                        "flops": step * plan["batch_tokens"] * fpt,
+                        "train_loss": train_loss_sum / train_loss_n,
+                        "val_loss": val_loss,
+                        "lr": lr,
+                        "phase": phase_of(step, plan, seg.decay),
+                        "elapsed_s": round(wall_before + time.perf_counter() - t_start, 3),
+                    }
+                    metrics.append(row)
+                    trackers.log({**row, "tokens_per_s": tokens_per_s, "mfu": mfu})
                 train_loss_sum, train_loss_n = 0.0, 0
                 record(status="running", final_val_loss=val_loss)
 
@@ -789,8 +818,9 @@ def _train(
                 record(status="interrupted", tokens_per_s=tokens_per_s, mfu=mfu)
                 if metrics:
                     metrics.close()
-                    print(f"[{out.name}] checkpoint at step {step}, stopping", flush=True)
+                    say(out, f"[{out.name}] checkpoint at step {step}, stopping")
                 procs.barrier()  # the checkpoint is on disk before any process leaves
+                trackers.close("interrupted")
                 stop.forward()
             if step % tcfg["ckpt_every"] == 0 and step < seg.end and procs.main:
                 save(ckpt_path, snapshot(segment=seg.key))
@@ -808,6 +838,7 @@ def _train(
 
     if procs.main:
         metrics.close()
+        trackers.close("completed")
         if tcfg.get("save_model") and not trunk:
             model.save_pretrained(out / "model", safe_serialization=True)
         if not tcfg.get("keep_checkpoint"):

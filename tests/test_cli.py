@@ -679,3 +679,31 @@ def test_a_filter_cannot_run_code(tmp_path, capsys, monkeypatch, option):
     assert code == 2
     assert "is not allowed in a filter" in err and "Traceback" not in err
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "command", ["fit", "predict", "frontier", "backtest", "plot", "report", "downstream"]
+)
+def test_every_subcommand_help_has_a_description_and_an_example(command, capsys):
+    from analysis.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    text = sub.format_help()
+    assert sub.description and len(sub.description.split()) >= 15
+    examples = text.split("examples:", 1)[1].splitlines()
+    assert any(line.strip().startswith(f"scaling-analyze {command} ") for line in examples)
+
+
+def test_quiet_is_accepted_by_the_fitting_commands_and_turns_bars_off(tmp_path, capsys):
+    from analysis import progress
+
+    table = tmp_path / "runs.csv"
+    # C = 6ND at 20 tokens per parameter: an exact power law C ∝ N^2
+    rows = "".join(f"{n},{120 * n * n},{1.7 + 400 * n**-0.35}\n" for n in (1e3, 1e4, 1e5, 1e6))
+    table.write_text("params,flops,loss\n" + rows)
+    try:
+        args = ["fit", str(table), "--law", "power", "--x", "params", "--y", "flops", "--quiet"]
+        assert main(args) == 0
+        assert not progress.shown()
+    finally:
+        progress.set_quiet(False)

@@ -98,14 +98,18 @@ def test_status_shows_each_run_and_marks_dead_ones_lost(tmp_path):
     )
 
     status = scaling_train("status", str(sweep), "--json", cwd=tmp_path)
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 1, status.stderr  # a lost run: scripts can test for it
     rows = {r["run_id"]: r for r in json.loads(status.stdout)}
     assert rows[rid]["status"] == "completed"
     assert rows["0123456789ab"]["status"] == "lost"
     assert rows[rid]["loss"] == s["final_val_loss"]
 
     table = scaling_train("status", str(sweep), cwd=tmp_path)
-    assert rid in table.stdout and "lost" in table.stdout and "1 completed" in table.stdout
+    assert rid in table.stdout and "lost" in table.stdout and "1 of 2 completed" in table.stdout
+    # its progress lines went to the run's own log, which the log column points at
+    row = rows[rid]
+    assert row["log"] == str(sweep / rid / "train.log")
+    assert f"[{rid}] step " in (sweep / rid / "train.log").read_text()
 
 
 def test_status_of_a_finetune_sweep_shows_its_sources_tokens_and_its_task_loss(tmp_path):
@@ -237,3 +241,25 @@ def test_run_refuses_a_bad_config_before_making_its_directory(compose, tmp_path)
         run(compose("experiment=smoke", f"results_dir={tmp_path}", "train.tokens=-1"))
     assert err.value.key == "train.tokens"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_help_names_every_experiment_the_groups_status_and_examples(tmp_path):
+    out = scaling_train("--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    ours, hydra_part = text.split("Hydra's help", 1)
+    experiments = sorted(
+        p.stem for p in (Path(__file__).parent.parent / "sweeps" / "experiment").glob("*.yaml")
+    )
+    assert len(experiments) >= 7
+    listed = [line.split()[0] for line in ours.splitlines() if line.startswith("  ")]
+    for name in experiments:
+        assert name in listed, name
+    # a line of the smoke experiment's own header, not a name alone
+    assert "Three tiny sizes, a few seconds each" in ours
+    assert "status PATH" in ours and "scaling-train status" in ours
+    assert sum(line.startswith("  scaling-train ") for line in ours.splitlines()) >= 3
+    for group in ("model/", "data/", "optim/", "train/", "hydra/launcher/"):
+        assert group in ours
+    assert "llama*" in ours and "stdlib*" in ours  # the defaults marked
+    assert "== Configuration groups ==" in hydra_part and "== Config ==" in hydra_part

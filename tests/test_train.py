@@ -353,8 +353,10 @@ def test_too_few_steps_is_skipped_with_a_message(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "under train.min_steps=50: skipped" in out.stdout
-    # no record: nothing but Hydra's own log folder
-    assert [p.name for p in (tmp_path / "smoke").iterdir()] == [".hydra"]
+    # no record: only a note saying why, for `status`, beside Hydra's own log folder
+    dirs = [p for p in (tmp_path / "smoke").iterdir() if p.name != ".hydra"]
+    assert len(dirs) == 1 and [p.name for p in dirs[0].iterdir()] == ["skipped.txt"]
+    assert "min_steps" in (dirs[0] / "skipped.txt").read_text()
 
 
 # Resume through every phase: a forked-WSD trunk of three budgets (64, 128, 256 steps:

@@ -40,7 +40,9 @@ Every number goes through the rules of :mod:`~analysis.io.checks`, whichever the
 a number (no booleans, no text), finite, in range (> 0 where logs are taken, at most
 ``1e100``), steps whole and in order, one record per run; each row's ``origin`` says
 where it was read, so :func:`require` names the line of a bad value in any column a use
-needs. Problems in the data raise :class:`DataError`, whose message names the file, the
+needs. The files must be whole: a table row with another number of fields than its
+header, a header naming a column twice, a JSON object naming a key twice are refused.
+Problems in the data raise :class:`DataError`, whose message names the file, the
 line or field, what was expected and the fix. Things worth knowing that do not stop the analysis (runs left
 out, duplicates dropped) are reported with :class:`DataWarning`; notes (values derived)
 go to the ``analysis.io`` logger.

@@ -111,11 +111,25 @@ def load_table(
     if "step" in df.columns and df["step"].notna().any():
         check_steps(df, str(path), backwards="warn")
     df = derive_missing(df)
+    _check_quantities(df, path)
     if "run" not in df.columns:
         df["run"] = [f"{path.stem}:{line}" for line in df["_line"]]
     df = _order_columns(df.drop(columns="_line")).reset_index(drop=True)
     check_frame(df)
     return apply_where(df, where)
+
+
+def _check_quantities(df: pd.DataFrame, path: Path) -> None:
+    """Refuse a table without a single value of params, tokens, flops or loss: every
+    use needs two of them at least, so no mapping later can make it useful as read."""
+    quantities = ("params", "tokens", "flops", "loss")
+    if any(c in df.columns and df[c].notna().any() for c in quantities):
+        return
+    shown = ", ".join(str(c) for c in df.columns if c not in ("_line", "origin")) or "none"
+    raise DataError(
+        f"{path}: no values of params, tokens, flops or loss in any row (columns: {shown}); "
+        "name the source's columns with --params-col/--tokens-col/--flops-col/--loss-col"
+    )
 
 
 def _convention_column(
@@ -145,6 +159,7 @@ def _convention_column(
 
 
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    _check_fields(path, sep)
     try:
         return pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError:
@@ -155,3 +170,53 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
         raise DataError(f"{path}: malformed table: {detail}") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
+
+
+def _check_fields(path: Path, sep: str) -> None:
+    """Refuse a header that names a column twice, a header that is one column holding
+    another delimiter, and a row with fewer or more fields than the header.
+
+    pandas renames a repeated column (``params.1``) and pads a short row with empty
+    cells: the values would be read from another column than the one meant, or the row
+    dropped as if its cells were unknown.
+    """
+    import csv
+
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                return  # empty: pandas says so
+            repeated = sorted({c for c in header if header.count(c) > 1})
+            if repeated:
+                raise DataError(
+                    f"{path}, line 1: the header names column(s) {', '.join(map(repr, repeated))} "
+                    "more than once; rename or remove the copies"
+                )
+            others = [d for d in _NAMES if d != sep and len(header) == 1 and d in header[0]]
+            if others:
+                raise DataError(
+                    f"{path}, line 1: the header is one column {header[0]!r}: the file looks "
+                    f"{_NAMES[others[0]]}-separated, and a {path.suffix} is read "
+                    f"{_NAMES[sep]}-separated; convert it or rename it to match"
+                )
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                # more fields: pandas would take the first column for an index
+                extra = len(row) > len(header) and any(c.strip() for c in row[len(header) :])
+                if len(row) < len(header) or extra:
+                    why = "a row cut short" if len(row) < len(header) else "a field too many"
+                    raise DataError(
+                        f"{path}, line {reader.line_num}: {len(row)} field(s), the header has "
+                        f"{len(header)}: {why}, or a row written with another delimiter "
+                        f"(a {path.suffix} is {_NAMES[sep]}-separated); correct it"
+                    )
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise DataError(f"{path}: malformed table: {err}") from None
