@@ -60,3 +60,23 @@ def test_a_bootstrap_fit_shows_its_refits_on_a_terminal(terminal):
     y = 1.7 + 400.0 * x**-0.35  # a known saturating law
     fit("saturating", x, y, bootstrap=20, seed=0)
     assert "saturating bootstrap" in terminal.getvalue()
+
+
+def test_reading_a_sweep_and_saving_its_figures_show_bars_on_a_terminal(terminal, tmp_path):
+    """The import of many files and the figures of a plot, each with its bar."""
+    pytest.importorskip("tqdm")
+    from analysis_fixtures import write_sweep
+
+    from analysis.io import load_curves, load_runs
+    from analysis.plots import plot_all
+
+    sweep = write_sweep(tmp_path, "bars")
+    runs, curves = load_runs(sweep), load_curves(sweep)
+    assert "reading records" in terminal.getvalue()
+    assert "reading curves" in terminal.getvalue()
+    plot_all(runs, curves, tmp_path / "plots", formats=("png",), bootstrap=0)
+    assert "saving figures" in terminal.getvalue()
+    progress.set_quiet(True)
+    before = terminal.getvalue()
+    load_curves(sweep)
+    assert terminal.getvalue() == before  # --quiet: nothing more drawn

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import progress
 from analysis.io.checks import COUNT, POSITIVE, STEP, check_frame, check_steps, number
 from analysis.io.errors import DataError, DataWarning
 from analysis.io.frames import _apply_mapping, _drop_duplicates, _order_columns, apply_where
@@ -154,8 +155,12 @@ def load_runs(
         raise DataError(f"{path}: no summary.json found (expected a run, sweep or results dir)")
     rows, excluded, unknown = [], [], []
     claimed: dict[tuple[str, str], Path] = {}
-    for file in summaries:
-        record = _read_summary(file)
+    with progress.bar(len(summaries), "reading records") as done:
+        records = []
+        for i, file in enumerate(summaries, 1):
+            records.append((file, _read_summary(file)))
+            done(i)
+    for file, record in records:
         job = record.get("job", "pretrain")
         if job != "pretrain":
             if job not in OTHER_JOBS:
@@ -220,36 +225,12 @@ def load_curves(
     """
     runs = load_runs(path, params)
     frames = []
-    for run in runs.itertuples(index=False):
-        metrics = Path(run.path) / "metrics.jsonl"
-        if not metrics.is_file():
-            warnings.warn(
-                f"run {run.run}: no metrics.jsonl in {run.path}", DataWarning, stacklevel=2
-            )
-            continue
-        records = _read_jsonl(metrics)
-        for line, rec in records:
-            at = f"{metrics}, line {line}"
-            for field, rule in _METRICS_NUMERIC.items():
-                number(rec.get(field), at, field, rule)
-            for field, rule in _METRICS_OPTIONAL.items():
-                number(rec.get(field), at, field, rule, required=False)
-        curve = pd.DataFrame([rec for _, rec in records])
-        if curve.empty:
-            continue
-        curve["origin"] = [f"{metrics}, line {line}" for line, _ in records]
-        curve = curve.rename(columns={"val_loss": "loss"})
-        if "phase" not in curve.columns:
-            curve["phase"] = None  # written before rows said which phase they are in
-        for column in ("run", "params", "params_nonembed", "params_matmul", "params_total"):
-            curve[column] = getattr(run, column)
-        for column in ("family", "d_model", "n_layers", "sweep", *_TRAINING_COLUMNS):
-            if column in runs.columns:
-                curve[column] = getattr(run, column)
-        # the file is appended in step order and cut back on resume: a step that repeats
-        # or goes back is two runs' lines in one file
-        check_steps(curve, str(metrics), backwards="error")
-        frames.append(curve)
+    with progress.bar(len(runs), "reading curves") as done:
+        for i, run in enumerate(runs.itertuples(index=False), 1):
+            curve = _curve(run, runs.columns)
+            if curve is not None:
+                frames.append(curve)
+            done(i)
     if not frames:
         raise DataError(f"{path}: none of the completed runs has a metrics.jsonl with data")
     df = pd.concat(frames, ignore_index=True)
@@ -259,6 +240,37 @@ def load_curves(
     check_frame(df, derived=_mapped(mapping))
     df.attrs["excluded"] = runs.attrs.get("excluded", [])
     return apply_where(df, where)
+
+
+def _curve(run: Any, columns: pd.Index) -> pd.DataFrame | None:
+    """One run's learning curve from its metrics.jsonl, checked; None when it has none."""
+    metrics = Path(run.path) / "metrics.jsonl"
+    if not metrics.is_file():
+        warnings.warn(f"run {run.run}: no metrics.jsonl in {run.path}", DataWarning, stacklevel=3)
+        return None
+    records = _read_jsonl(metrics)
+    for line, rec in records:
+        at = f"{metrics}, line {line}"
+        for field, rule in _METRICS_NUMERIC.items():
+            number(rec.get(field), at, field, rule)
+        for field, rule in _METRICS_OPTIONAL.items():
+            number(rec.get(field), at, field, rule, required=False)
+    curve = pd.DataFrame([rec for _, rec in records])
+    if curve.empty:
+        return None
+    curve["origin"] = [f"{metrics}, line {line}" for line, _ in records]
+    curve = curve.rename(columns={"val_loss": "loss"})
+    if "phase" not in curve.columns:
+        curve["phase"] = None  # written before rows said which phase they are in
+    for column in ("run", "params", "params_nonembed", "params_matmul", "params_total"):
+        curve[column] = getattr(run, column)
+    for column in ("family", "d_model", "n_layers", "sweep", *_TRAINING_COLUMNS):
+        if column in columns:
+            curve[column] = getattr(run, column)
+    # the file is appended in step order and cut back on resume: a step that repeats
+    # or goes back is two runs' lines in one file
+    check_steps(curve, str(metrics), backwards="error")
+    return curve
 
 
 def _check_convention(params: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis import progress as bars
 from analysis.io import DataWarning, require
 from analysis.plots.compute import compute_vs_params_figure, loss_vs_compute_figure
 from analysis.plots.fits import SweepFits, best_run_per_size, compute_fits
@@ -95,15 +96,18 @@ def plot_all(
         else:
             figures["residuals"] = None
     written = []
-    for name, figure in figures.items():
-        if figure is None:
-            reason = _skip_reason(name, fits)
-            warnings.warn(f"figure {name!r} skipped: {reason}", DataWarning, stacklevel=2)
-            continue
-        for fmt in formats:
-            path = out_dir / f"{name}.{fmt}"
-            save_figure(figure, path)
-            written.append(path)
+    drawn = [name for name, figure in figures.items() if figure is not None]
+    with bars.bar(len(drawn) * len(formats), "saving figures") as done:
+        for name, figure in figures.items():
+            if figure is None:
+                reason = _skip_reason(name, fits)
+                warnings.warn(f"figure {name!r} skipped: {reason}", DataWarning, stacklevel=2)
+                continue
+            for fmt in formats:
+                path = out_dir / f"{name}.{fmt}"
+                save_figure(figure, path)
+                written.append(path)
+                done(len(written))
     return written
 
 
