@@ -12,7 +12,7 @@ A grid of model sizes, each trained to several doubling token budgets, costs:
 FLOPs are ``steps x batch tokens x analytic FLOPs per token`` of each size, the steps
 taken from the project's own plan (``scaling.train.plan_run`` on the composed config:
 ``scaling.budgets.plan_budgets`` and ``segments`` for the trunks, summing segment
-lengths), so they are what training spends, whole steps and all. Goal (the issue):
+lengths), so they are what training spends, whole steps and all. Goal:
 ``ratio_wsd_s_vs_cosine <= 0.55``. With budgets b, 2b, 4b, 8b the ideal is 8/15 = 0.533
 for WSD-S and (8 + 0.2 * 7)/15 = 0.627 for WSD with a 20 % cooldown, whatever the sizes.
 
