@@ -9,7 +9,9 @@ disk, and say how many of the whole sweep are done.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,19 @@ def sweep_points(sweep_dir: str | os.PathLike) -> list[Point] | None:
         raise PointsError(f"{path}: its points do not compose with today's config ({msg})") from e
 
 
+@contextlib.contextmanager
+def _hydra_config_reset() -> Iterator[None]:
+    """Leave Hydra's process-wide config as it was: a caller training in this process
+    next (a test, a notebook) must not see the last point's."""
+    from hydra.core.hydra_config import HydraConfig
+
+    before = HydraConfig.instance().cfg
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = before
+
+
 def _compose(task: list[str], params: dict[str, Any]) -> list[Point] | None:
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -93,7 +108,10 @@ def _compose(task: list[str], params: dict[str, Any]) -> list[Point] | None:
     jobs = [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
     points = []
     config_dir = str(Path(sweeps.__file__).parent)
-    with initialize_config_dir(config_dir, version_base="1.3", job_name="main"):
+    with (
+        initialize_config_dir(config_dir, version_base="1.3", job_name="main"),
+        _hydra_config_reset(),
+    ):
         for job in jobs:
             cfg = compose("config", overrides=job, return_hydra_config=True)
             # ${hydra:...} interpolations resolve against the point's own Hydra config

@@ -157,18 +157,21 @@ def _rebase(path: str, sweep_dir: Path) -> Path:
 
 
 def _log_path(d: Path, s: dict[str, Any], sweep_dir: Path) -> str | None:
-    """The file holding the run's output: its own ``train.log``, else its job's log.
+    """The file holding the run's output: its SLURM job's stdout, else its ``train.log``.
 
-    A budget's record has no process of its own: its trunk's log is the one. Hydra's
-    ``main.log`` is shown only when something was written to it.
+    A SLURM job's stdout has everything the run printed, a traceback included; a local
+    run's progress is in its own ``train.log``. A budget's record has no process of its
+    own: its trunk's log is the one. Hydra's ``main.log`` is shown only when something
+    was written to it.
     """
     launcher = s.get("launcher") or {}
     trunk = s.get("trunk_id")
-    candidates = [d / "train.log"]
+    own = [d / "train.log"]
     if trunk and trunk != d.name:
-        candidates.append(sweep_dir / trunk / "train.log")
+        own.append(sweep_dir / trunk / "train.log")
     recorded = [_rebase(launcher[k], sweep_dir) for k in ("stdout", "log") if launcher.get(k)]
-    for c in candidates + recorded:
+    first = recorded[:1] if launcher.get("stdout") else []
+    for c in first + own + recorded:
         if c.is_file() and c.stat().st_size > 0:
             return str(c)
     # a SLURM job's log may not exist yet (pending) or live on the node only: say where

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
+from omegaconf.errors import OmegaConfBaseException
 from torch.nn.parallel import DistributedDataParallel
 
 from scaling import budgets, distributed, results, rules, schedules
@@ -378,7 +379,8 @@ def launcher_info() -> dict[str, Any]:
         "stdout": None,
         "stderr": None,
     }
-    with contextlib.suppress(ImportError, ValueError):
+    # outside a Hydra app (a test, a notebook) there is no Hydra config, or a stale one
+    with contextlib.suppress(ImportError, ValueError, OmegaConfBaseException):
         from hydra.core.hydra_config import HydraConfig
 
         hc = HydraConfig.get()
