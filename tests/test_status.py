@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scaling import results
 from scaling.status import main
@@ -41,10 +42,22 @@ def test_status_of_readable_records_still_prints_the_table(tmp_path, capsys):
 
 # ---- the whole sweep: points from its saved Hydra config ----------------------------------
 
-DEMO = Path(__file__).resolve().parent.parent / "results" / "demo"
-needs_demo = pytest.mark.skipif(
-    not (DEMO / ".hydra" / "multirun.yaml").is_file(), reason="the demo sweep's records"
-)
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "results" / "demo"
+
+
+def write_multirun_config(sweep: Path) -> None:
+    """What Hydra saves of ``scaling-train -m experiment=demo`` that status reads: the
+    command line's overrides and the sweeper's params (the run dirs' .hydra is not kept)."""
+    experiment = yaml.safe_load((ROOT / "sweeps" / "experiment" / "demo.yaml").read_text())
+    saved = {
+        "hydra": {
+            "overrides": {"task": ["experiment=demo"]},
+            "sweeper": {"params": experiment["hydra"]["sweeper"]["params"]},
+        }
+    }
+    (sweep / ".hydra").mkdir(parents=True)
+    (sweep / ".hydra" / "multirun.yaml").write_text(yaml.safe_dump(saved))
 
 
 def demo_trunks() -> dict[int, str]:
@@ -60,8 +73,7 @@ def demo_trunks() -> dict[int, str]:
 def copy_points(dst: Path, d_models: list[int]) -> Path:
     """The demo sweep's saved config and the records of the trunks of ``d_models``."""
     sweep = dst / "demo"
-    (sweep / ".hydra").mkdir(parents=True)
-    shutil.copy(DEMO / ".hydra" / "multirun.yaml", sweep / ".hydra" / "multirun.yaml")
+    write_multirun_config(sweep)
     trunks = demo_trunks()
     for dm in d_models:
         trunk = trunks[dm]
@@ -77,7 +89,6 @@ def rows_of(capsys, argv: list[str]) -> tuple[int, list[dict]]:
     return rc, json.loads(capsys.readouterr().out)
 
 
-@needs_demo
 def test_half_done_sweep_lists_every_point_and_says_k_of_n(tmp_path, capsys):
     sweep = copy_points(tmp_path, [16, 24])
     trunks = demo_trunks()
@@ -98,7 +109,6 @@ def dead_pid() -> int:
     return p.pid
 
 
-@needs_demo
 @pytest.mark.parametrize("how", ["failed", "lost"])
 def test_a_failed_or_lost_run_makes_status_exit_1(tmp_path, capsys, how):
     sweep = copy_points(tmp_path, [16, 24])
@@ -122,7 +132,6 @@ def test_a_failed_or_lost_run_makes_status_exit_1(tmp_path, capsys, how):
     assert {r["run_id"]: r["status"] for r in rows}[trunk] == how
 
 
-@needs_demo
 def test_status_of_a_results_root_shows_one_table_per_sweep(tmp_path, capsys):
     copy_points(tmp_path, [16])
     other = tmp_path / "smoke"
@@ -135,7 +144,6 @@ def test_status_of_a_results_root_shows_one_table_per_sweep(tmp_path, capsys):
     assert "1 of 6 completed, 5 not started" in out and "1 of 1 completed" in out
 
 
-@needs_demo
 def test_status_of_a_run_directory_shows_that_run_and_its_budgets(tmp_path, capsys):
     sweep = copy_points(tmp_path, [16, 24])
     trunks = demo_trunks()
@@ -225,7 +233,6 @@ def test_a_recorded_relative_log_path_is_rebuilt_from_the_sweep_directory(
     assert Path(row["log"]).resolve() == log.resolve() and Path(row["log"]).is_file()
 
 
-@needs_demo
 def test_a_point_skipped_for_too_few_steps_is_not_left_as_not_started(tmp_path, capsys):
     sweep = copy_points(tmp_path, [16, 24, 32, 48, 64])
     trunk = demo_trunks()[96]

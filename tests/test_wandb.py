@@ -239,7 +239,12 @@ def test_offline_runs_one_row_per_finished_run(offline_runs):
     assert set(runs["tokens"]) == {30000} and set(runs["step"]) == {30}
     for row in runs.itertuples():
         assert row.loss == pytest.approx(final_loss(expected[row.run]))
-    one = load_wandb_offline(next(offline_runs.glob("offline-run-*")), n_params=5.0)
+    finished = next(  # the glob's order is the file system's: the broken run may come first
+        f.parent
+        for f in offline_runs.glob("offline-run-*/run-*.wandb")
+        if read_run_file(f)["exit_code"] == 0
+    )
+    one = load_wandb_offline(finished, n_params=5.0)
     assert len(one) == 3 and set(one["params"]) == {5.0}
 
 
