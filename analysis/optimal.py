@@ -170,7 +170,8 @@ def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 #: Decayed points of one size whose compute agrees within this factor are one budget
-#: (seeds, learning rates): the lowest of them stands for it, as the lowest curve does.
+#: (seeds, learning rates): the best setting of each seed, averaged over the seeds,
+#: stands for it.
 _SAME_BUDGET = 1.02
 
 
@@ -243,9 +244,17 @@ def _decayed_curves(data: pd.DataFrame) -> list[_Curve]:
                 first = flops[i]
             else:
                 starts[i] = False
-        budget = np.cumsum(starts) - 1
-        lowest = g.assign(_budget=budget).groupby("_budget")["loss"].idxmin()
-        kept = g.loc[lowest.to_numpy()].sort_values("flops")
+        g = g.assign(_budget=np.cumsum(starts) - 1)
+        # The lowest record of each seed (the best of its settings: learning rates), then
+        # the mean over seeds: the lowest of several seeds would be biased low, the more
+        # so the more seeds a size has.
+        seeds = g["seed"].fillna(-1) if "seed" in g.columns else pd.Series(0, index=g.index)
+        best = g.loc[g.assign(_seed=seeds).groupby(["_budget", "_seed"])["loss"].idxmin()]
+        kept = (
+            best.groupby("_budget")
+            .agg(flops=("flops", "mean"), loss=("loss", "mean"), run=("run", "first"))
+            .sort_values("flops")
+        )
         out.append(
             _Curve(
                 size=float(size),
@@ -282,8 +291,9 @@ def approach1(
       budget reaches; the trunk's stable-phase evaluations before it sit at an
       un-decayed learning rate and are ignored. Each size's curve is then the
       piecewise-linear curve through its decayed points in order of compute (one per
-      budget; where several records of a size reach one budget -- seeds, learning
-      rates -- the lowest), and the envelope is the lower envelope of those curves.
+      budget; where several records of a size reach one budget, the lowest of each
+      seed -- the best learning rate, say -- averaged over the seeds), and the
+      envelope is the lower envelope of those curves.
       With several budgets per size this is the whole-curve envelope without the bias
       of un-decayed points.
     * cosine runs: every evaluation, one curve per run (the lowest curve of each size at
@@ -296,8 +306,9 @@ def approach1(
     curves
         Long-form curves: columns ``run, params, flops, loss``, many rows per run
         (rows with non-positive flops, e.g. step 0, are ignored), and ``schedule`` as
-        :func:`analysis.io.load_curves` gives it. Several runs of one size (seeds,
-        learning rates) count as one size: the lowest curve is used.
+        :func:`analysis.io.load_curves` gives it (and ``seed``). Several runs of one
+        size count as one size: the lowest curve is used, or for decayed points the
+        lowest of each seed averaged over the seeds.
     n_bins
         Number of budgets at which the envelope is read.
     smooth

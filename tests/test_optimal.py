@@ -218,8 +218,9 @@ def test_approach1_wsd_recovers_a_with_noise() -> None:
 
 
 def test_approach1_takes_the_lowest_of_the_records_of_a_size_at_one_budget() -> None:
-    """Two seeds of every trunk, the second 1 % worse at every budget: the envelope
-    is that of the better seed alone (the lowest point at each size's budget)."""
+    """Two settings of every trunk (two learning rates, say; no seeds recorded), the
+    second 1 % worse at every budget: the envelope is that of the better one alone (the
+    lowest point at each size's budget)."""
     best = wsd_curves(0, noise=0.0, schedule="wsd_s")
     worse = best.assign(run=best["run"] + "s1", trunk=best["trunk"] + "s1",
                         loss=best["loss"] * 1.01)  # fmt: skip
@@ -227,6 +228,23 @@ def test_approach1_takes_the_lowest_of_the_records_of_a_size_at_one_budget() -> 
     alone = approach1(best)
     assert both.a == pytest.approx(alone.a, abs=1e-12)
     assert set(both.points["run"]) <= set(best["run"])
+
+
+def test_approach1_averages_seeds_after_taking_each_seeds_best_setting() -> None:
+    """Seed 1 of every trunk 2 % worse than seed 0, and a worse setting of seed 0 (5 %
+    above): the budget's point is the mean of the two seeds' best, 1 % above seed 0 at
+    every budget, so the envelope is seed 0's scaled by 1.01 -- the same sizes and a --
+    not seed 0's (the lowest of the seeds, biased low) nor one dragged up by the worse
+    setting."""
+    best = wsd_curves(0, noise=0.0, schedule="wsd_s").assign(seed=0)
+    other_seed = best.assign(run=best["run"] + "s1", trunk=best["trunk"] + "s1", seed=1,
+                             loss=best["loss"] * 1.02)  # fmt: skip
+    worse_setting = best.assign(run=best["run"] + "lr", trunk=best["trunk"] + "lr",
+                                loss=best["loss"] * 1.05)  # fmt: skip
+    both = approach1(pd.concat([other_seed, worse_setting, best], ignore_index=True))
+    alone = approach1(best)
+    assert both.a == pytest.approx(alone.a, abs=1e-12)
+    np.testing.assert_allclose(both.points["loss"], alone.points["loss"] * 1.01, rtol=1e-12)
 
 
 def test_approach1_warns_once_on_cosine_curves_and_not_on_others() -> None:

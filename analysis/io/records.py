@@ -89,7 +89,7 @@ _METRICS_OPTIONAL = {"train_loss": POSITIVE, "lr": COUNT, "elapsed_s": COUNT}
 #: The jobs whose records :mod:`analysis.downstream` reads (this reader skips them).
 OTHER_JOBS = ("finetune", "compress")
 # How a run was trained: copied from the runs table onto every row of its curve.
-_TRAINING_COLUMNS = ("schedule", "trunk", "budget_index")
+_TRAINING_COLUMNS = ("schedule", "trunk", "budget_index", "seed")
 
 
 def find_summaries(path: str | Path) -> list[Path]:
