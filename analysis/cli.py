@@ -770,7 +770,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         progress=progress,
     )
     # fine-tuning and compression records beside the sweep, when there are some
-    from analysis.downstream import plot_downstream
+    from analysis.plots.downstream import plot_downstream
 
     written += plot_downstream(
         args.path,

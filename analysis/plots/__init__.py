@@ -1,4 +1,5 @@
-"""Scaling figures: loss vs compute, compute vs parameters, IsoFLOP profiles, residuals.
+"""Scaling figures: loss vs compute, compute vs parameters, IsoFLOP profiles, residuals,
+and the downstream and compression figures.
 
 :func:`compute_fits` does the fitting the figures need (and the report reuses), with the
 law the data can identify unless told one; :func:`plot_all` draws and saves every
@@ -9,6 +10,8 @@ figure for a sweep. The modules hold:
   vs model size;
 - :mod:`analysis.plots.isoflop`: IsoFLOP profiles and the frontier by approach;
 - :mod:`analysis.plots.residuals`: log residuals against N, D and C;
+- :mod:`analysis.plots.downstream`: task error against N and against pretraining loss,
+  the loss a compression adds, loss against bytes (:func:`plot_downstream`);
 - :mod:`analysis.plots.style`: theme, labels, number formats, atomic saving;
 - :mod:`analysis.plots.sweep`: :func:`plot_all`.
 """

@@ -1,0 +1,198 @@
+"""Fine-tuning and compression records: the jobs run over a finished sweep.
+
+``scaling-train -m experiment=finetune|compress source=<sweep>`` writes its records in
+``<sweep>-finetune/`` and ``<sweep>-compress/`` beside the source sweep
+(docs/run-record.md); these readers find them and give one row per record, with the
+source model's size and pretraining loss as columns.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.io.errors import DataError, DataWarning
+from analysis.io.records import PARAM_CONVENTIONS
+
+__all__ = [
+    "COMPRESS_SUFFIX",
+    "FINETUNE_SUFFIX",
+    "downstream_dirs",
+    "load_compress",
+    "load_finetune",
+]
+
+FINETUNE_SUFFIX = "-finetune"
+COMPRESS_SUFFIX = "-compress"
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+
+
+def downstream_dirs(path: str | Path) -> tuple[Path | None, Path | None]:
+    """The fine-tuning and compression sweep directories that belong to ``path``.
+
+    Parameters
+    ----------
+    path
+        A pretraining sweep directory (its ``-finetune``/``-compress`` siblings are
+        looked up), or one of those two directories itself.
+
+    Returns
+    -------
+    (finetune_dir, compress_dir)
+        Each None when it does not exist.
+    """
+    path = Path(path)
+    base = path.name
+    for suffix in (FINETUNE_SUFFIX, COMPRESS_SUFFIX):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    found = [path.parent / f"{base}{suffix}" for suffix in (FINETUNE_SUFFIX, COMPRESS_SUFFIX)]
+    ft, comp = (d if d.is_dir() else None for d in found)
+    return ft, comp
+
+
+def _records(path: str | Path, job: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The completed ``job`` summaries under ``path`` (hidden directories skipped)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such directory")
+    out, other = [], []
+    for file in sorted(path.rglob("summary.json")):
+        if any(part.startswith(".") for part in file.relative_to(path).parts):
+            continue
+        try:
+            record = json.loads(file.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"{file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(record, dict) or record.get("job") != job:
+            continue
+        if record.get("status") == "completed":
+            out.append((file.parent, record))
+        else:
+            other.append(f"{record.get('run_id')} ({record.get('status')})")
+    if other:
+        warnings.warn(
+            f"{path}: left out {len(other)} {job} run(s) that did not complete: {', '.join(other)}",
+            DataWarning,
+            stacklevel=3,
+        )
+    if not out:
+        raise DataError(f"{path}: no completed {job} records")
+    return out
+
+
+def _source_columns(record: dict[str, Any], params: str) -> dict[str, Any]:
+    pre = record.get("pretrain") or {}
+    return {
+        "source_run": (record.get("source") or {}).get("run_id"),
+        "family": record.get("family"),
+        "d_model": record.get("d_model"),
+        "n_layers": record.get("n_layers"),
+        "params": record.get(f"params_{params}"),
+        "params_nonembed": record.get("params_nonembed"),
+        "params_matmul": record.get("params_matmul"),
+        "params_total": record.get("params_total"),
+        "pretrain_loss": pre.get("final_val_loss"),
+        "pretrain_tokens": pre.get("tokens"),
+        "pretrain_flops": pre.get("flops"),
+    }
+
+
+def load_finetune(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
+    """One row per completed fine-tuning run under ``path``.
+
+    Parameters
+    ----------
+    path
+        A ``<sweep>-finetune`` directory (or any directory above its records).
+    params
+        Parameter convention of the ``params`` column: ``nonembed``, ``matmul``, ``total``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run, source_run, family, d_model, n_layers, params, params_*, pretrain_loss,
+        pretrain_tokens, pretrain_flops, task, n_classes, chance_accuracy, test_accuracy,
+        test_error, test_loss, val_accuracy, step, best_step, stopped_early, seed, path``,
+        sorted by size.
+    """
+    if params not in PARAM_CONVENTIONS:
+        raise DataError(f"params={params!r}: expected one of {', '.join(PARAM_CONVENTIONS)}")
+    rows = []
+    for directory, r in _records(path, "finetune"):
+        task = r.get("task") or {}
+        rows.append(
+            {
+                "run": r["run_id"],
+                **_source_columns(r, params),
+                "task": task.get("name"),
+                "setting": r.get("setting", "-"),
+                "n_classes": task.get("n_classes"),
+                "chance_accuracy": task.get("chance_accuracy"),
+                "test_accuracy": r.get("test_accuracy"),
+                "test_error": 1.0 - r["test_accuracy"],
+                "test_loss": r.get("test_loss"),
+                "val_accuracy": r.get("val_accuracy"),
+                "step": r.get("step"),
+                "best_step": r.get("best_step"),
+                "stopped_early": r.get("stopped_early"),
+                "seed": r.get("seed"),
+                "path": str(directory),
+            }
+        )
+    df = pd.DataFrame(rows)
+    if df["task"].nunique() > 1:
+        warnings.warn(
+            f"{path}: records of {df['task'].nunique()} tasks ({', '.join(df['task'].unique())}): "
+            "fits pool them; filter by task to fit one",
+            DataWarning,
+            stacklevel=2,
+        )
+    return df.sort_values(["params", "run"], ignore_index=True)
+
+
+def load_compress(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
+    """One row per (source model, variant) of the completed compression runs under ``path``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run, source_run, family, d_model, n_layers, params, params_*, pretrain_*,
+        variant, method, sparsity, val_loss, baseline_loss, delta_loss, size_bytes,
+        baseline_bytes, compression, compressed_bytes, path``, where ``compression`` is
+        ``baseline_bytes / size_bytes``.
+    """
+    if params not in PARAM_CONVENTIONS:
+        raise DataError(f"params={params!r}: expected one of {', '.join(PARAM_CONVENTIONS)}")
+    rows = []
+    for directory, r in _records(path, "compress"):
+        variants = r.get("variants") or []
+        base = next((v for v in variants if v.get("variant") == "baseline"), None)
+        if base is None:
+            raise DataError(f"{directory}/summary.json: no baseline variant")
+        for v in variants:
+            rows.append(
+                {
+                    "run": r["run_id"],
+                    **_source_columns(r, params),
+                    "variant": v["variant"],
+                    "method": v.get("method"),
+                    "sparsity": v.get("sparsity", 0.0),
+                    "val_loss": v["val_loss"],
+                    "baseline_loss": base["val_loss"],
+                    "delta_loss": v["val_loss"] - base["val_loss"],
+                    "size_bytes": v["size_bytes"],
+                    "baseline_bytes": base["size_bytes"],
+                    "compression": base["size_bytes"] / v["size_bytes"],
+                    "compressed_bytes": v.get("compressed_bytes"),
+                    "path": str(directory),
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["params", "run"], kind="stable", ignore_index=True)
