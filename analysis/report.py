@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from analysis.plots import CONVENTION_NAMES, SweepFits, best_run_per_size, compute_fits, plot_all
+from analysis.plots import CONVENTION_NAMES, plot_all
+from analysis.sweep_fits import SweepFits, best_run_per_size, compute_fits
 
 if TYPE_CHECKING:
     from analysis.backtest import Backtest

@@ -1,11 +1,10 @@
 """Scaling figures: loss vs compute, compute vs parameters, IsoFLOP profiles, residuals,
 and the downstream and compression figures.
 
-:func:`compute_fits` does the fitting the figures need (and the report reuses), with the
-law the data can identify unless told one; :func:`plot_all` draws and saves every
-figure for a sweep. The modules hold:
+:func:`analysis.sweep_fits.compute_fits` does the fitting the figures need (and the
+report and the CLI reuse), with the law the data can identify unless told one;
+:func:`plot_all` draws and saves every figure for a sweep. The modules hold:
 
-- :mod:`analysis.plots.fits`: :class:`SweepFits` and :func:`compute_fits`;
 - :mod:`analysis.plots.compute`: loss vs compute (with the extrapolated law) and compute
   vs model size;
 - :mod:`analysis.plots.isoflop`: IsoFLOP profiles and the frontier by approach;
@@ -26,11 +25,11 @@ from analysis.plots.compute import (
     extrapolated_law,
     loss_vs_compute_figure,
 )
-from analysis.plots.fits import SweepFits, best_run_per_size, compute_fits
 from analysis.plots.isoflop import isoflop_figure, isoflop_groups
 from analysis.plots.residuals import residuals_figure
 from analysis.plots.style import CONVENTION_NAMES, LABELS, save_figure
 from analysis.plots.sweep import plot_all
+from analysis.sweep_fits import SweepFits, best_run_per_size, compute_fits
 
 __all__ = [
     "BUDGET_MARKERS",

@@ -25,7 +25,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis.io import final_points
-from analysis.plots.fits import SweepFits
 from analysis.plots.style import (
     LABELS,
     _figure,
@@ -40,6 +39,7 @@ from analysis.plots.style import (
     _size_cmap,
     _title,
 )
+from analysis.sweep_fits import SweepFits
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -310,7 +310,7 @@ def compute_vs_params_figure(
     The fit says how the sweep chose its budgets (k = 2 for a fixed number of tokens
     per parameter), not how compute should grow with size: the runs are where the sweep
     put them, not a compute-optimal frontier. It is drawn only for a size ladder (one
-    budget per size, see :func:`~analysis.plots.fits.compute_fits`); the runs of
+    budget per size, see :func:`~analysis.sweep_fits.compute_fits`); the runs of
     other designs are shown without it.
     """
     fig, ax = _figure()

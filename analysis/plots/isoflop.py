@@ -10,8 +10,8 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from analysis.plots.fits import SweepFits
 from analysis.plots.style import LABELS, _figure, _params_label, _sci, _title
+from analysis.sweep_fits import SweepFits
 
 
 def isoflop_groups(

@@ -13,10 +13,10 @@ from matplotlib.figure import Figure
 from analysis import progress as bars
 from analysis.io import DataWarning, require
 from analysis.plots.compute import compute_vs_params_figure, loss_vs_compute_figure
-from analysis.plots.fits import SweepFits, best_run_per_size, compute_fits
 from analysis.plots.isoflop import isoflop_figure
 from analysis.plots.residuals import residuals_figure
 from analysis.plots.style import _style, save_figure
+from analysis.sweep_fits import SweepFits, best_run_per_size, compute_fits
 
 
 def plot_all(
