@@ -230,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
         "point), all (every evaluation), auto (final for wsd/wsd_s records, else all; default)",
     )
     p.add_argument(
+        "--method",
+        choices=("porian", "hoffmann"),
+        default="porian",
+        help="approach 2: porian (default): a parabola through the sizes within 4x of each "
+        "profile's lowest run, its vertex's spread by bootstrap, a weighted regression; "
+        "hoffmann: one parabola over every size, an unweighted regression",
+    )
+    p.add_argument(
         "--budget",
         type=_positive_number,
         action="append",
@@ -684,12 +692,21 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         )
     if args.envelope != "auto" and args.approach != 1:
         raise ValueError("--envelope applies to --approach 1 (the envelope of the curves)")
+    if args.method != "porian" and args.approach != 2:
+        raise ValueError("--method applies to --approach 2 (how IsoFLOP profiles are read)")
     if args.approach == 1:
         curves = require(_load(args, kind="curves"), ["flops", "params", "loss"], "approach 1")
         frontier = optimal.approach1(curves, points=args.envelope)
     elif args.approach == 2:
         runs = require(_load(args), ["flops", "params", "loss"], "approach 2")
-        frontier = optimal.approach2(runs)
+        if args.method == "porian" and args.bootstrap < 20:
+            raise ValueError(
+                f"--bootstrap {args.bootstrap}: approach 2 by Porian et al.'s method draws "
+                "at least 20 resamples per IsoFLOP group; ask for more, or --method hoffmann"
+            )
+        frontier = optimal.approach2(
+            runs, method=args.method, bootstrap=args.bootstrap, seed=args.seed
+        )
     else:
         runs = require(_load(args), ["params", "tokens", "loss"], "approach 3 (chinchilla fit)")
         progress("law: chinchilla L(N, D) (approach 3 solves its compute-optimal closed form)")
@@ -1042,12 +1059,19 @@ def _frontier_method(frontier: Any) -> str:
     if envelope == "all":
         return "envelope through every evaluation of the learning curves"
     grouping = getattr(frontier, "grouping", None)
-    if grouping == "flops_target":
-        return "IsoFLOP groups: runs grouped by the asked compute budget (flops_target)"
-    if grouping == "flops_tolerance":
-        return "IsoFLOP groups: runs grouped by the compute they achieved (no flops_target)"
     if grouping:
-        return f"IsoFLOP groups: runs grouped by the column {grouping!r}"
+        if grouping == "flops_target":
+            text = "IsoFLOP groups: runs grouped by the asked compute budget (flops_target)"
+        elif grouping == "flops_tolerance":
+            text = "IsoFLOP groups: runs grouped by the compute they achieved (no flops_target)"
+        else:
+            text = f"IsoFLOP groups: runs grouped by the column {grouping!r}"
+        method = getattr(frontier, "method", None)
+        if method == "porian":
+            text += "; parabolas near each minimum, regression weighted by their spread (Porian et al.)"
+        elif method == "hoffmann":
+            text += "; one parabola over every size, unweighted regression (Hoffmann et al.)"
+        return text
     resampled = getattr(frontier, "resampled", None)
     if resampled:
         return f"interval: bootstrap of the chinchilla fit, resampling {frontier.n_groups} {resampled}"

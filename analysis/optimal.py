@@ -9,14 +9,16 @@ does this module:
    end of each budget is a point a run trained to that budget reaches, and the curves
    are drawn through those.
 2. :func:`approach2` -- IsoFLOP profiles: runs grouped by budget (the compute they were
-   asked for, when the records say), a parabola of loss in ``log N`` per group, its
-   vertex giving ``N_opt(C)``.
+   asked for, when the records say), a parabola of loss in ``log N`` per group near its
+   minimum, its vertex giving ``N_opt(C)``, as Porian et al. (2024) do or as Hoffmann
+   et al. did (it lives in :mod:`analysis.isoflop`, and is importable from here).
 3. :func:`approach3` -- the closed form from a fitted ``L = E + A/N^α + B/D^β``:
    minimising it under ``C = 6ND`` gives ``N_opt = G (C/6)^a`` with ``a = β/(α+β)`` and
    ``G = (αA / (βB))^(1/(α+β))``.
 
-Approaches 1 and 2 end with a least-squares line of ``log N_opt`` on ``log C``; its
-slope is ``a`` and its t-interval is the interval reported. Throughout, ``C = 6ND``, so
+Approaches 1 and 2 end with a least-squares line of ``log N_opt`` on ``log C`` (weighted
+by each optimum's uncertainty in Porian et al.'s approach 2); its slope is ``a`` and its
+t-interval is the interval reported. Throughout, ``C = 6ND``, so
 ``D_opt ∝ C^b`` with ``b = 1 - a``.
 
 :func:`allocate` turns a chinchilla fit into a recommendation for one budget, with
@@ -29,16 +31,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.allocation import Allocation, allocate, chinchilla_params, optimal_params
-from analysis.allocation import plain as _plain
 from analysis.fit import FitResult, loglog_line
+from analysis.frontier import Frontier, require_columns, usable_rows
 from analysis.io import DECAYED_SCHEDULES, DataWarning
+from analysis.isoflop import approach2, isoflop_labels
 
 __all__ = [
     "Allocation",
@@ -50,108 +52,6 @@ __all__ = [
     "isoflop_labels",
     "optimal_params",
 ]
-
-
-@dataclass
-class Frontier:
-    """An estimate of the compute-optimal frontier ``N_opt = coef * C^a``.
-
-    Attributes
-    ----------
-    approach
-        1, 2 or 3 (Hoffmann et al.'s numbering).
-    a
-        Exponent of ``N_opt ∝ C^a``.
-    interval
-        Interval of ``a`` at ``level`` (t-interval of the log-log regression for
-        approaches 1 and 2, bootstrap percentiles for approach 3), or None.
-    points
-        Approach 1: the envelope (``flops, params, loss, run, params_run``: ``params`` is
-        ``N_opt``, ``run`` and ``params_run`` the lowest curve there); approach 2: one row per
-        IsoFLOP group (``flops, params_opt, tokens_opt, loss_opt, curvature, n_runs``,
-        the parabola being ``loss = loss_opt + curvature * (ln N - ln params_opt)^2``);
-        approach 3: a grid of budgets (``flops, params_opt, tokens_opt, loss_opt``).
-    b
-        Exponent of ``D_opt ∝ C^b`` (``1 - a`` under ``C = 6ND``).
-    coef
-        ``N_opt = coef * C^a``.
-    level
-        Confidence level of ``interval``.
-    envelope
-        Approach 1: which points the curves were drawn through, ``"final"`` (the
-        decayed end of each record) or ``"all"`` (every evaluation).
-    grouping
-        Approach 2: how runs were grouped into IsoFLOP profiles: ``"flops_target"`` (the
-        compute each run was asked for), ``"flops_tolerance"`` (achieved compute within
-        a factor ``1 + group_tol``) or the name of the ``group_col`` used.
-    resampled, n_groups
-        Approach 3: what the bootstrap behind ``interval`` drew (``"trunks"``,
-        ``"runs"``, ``"points"``) and how many there were (see
-        :attr:`analysis.fit.FitResult.resampled`).
-    identified, identification
-        Approach 3: those of the fit it comes from (see
-        :attr:`analysis.result.FitResult.identified`); always True for approaches 1
-        and 2, which fit no law.
-    """
-
-    approach: int
-    a: float
-    interval: tuple[float, float] | None
-    points: pd.DataFrame
-    b: float | None = None
-    coef: float | None = None
-    level: float = 0.95
-    envelope: str | None = None
-    grouping: str | None = None
-    resampled: str | None = None
-    n_groups: int | None = None
-    identified: bool = True
-    identification: list[str] = field(default_factory=list)
-
-    def params_opt(self, flops: float | np.ndarray) -> np.ndarray:
-        """``N_opt`` at the given budgets, on this frontier."""
-        if self.coef is None:
-            raise ValueError("this frontier has no coefficient")
-        return self.coef * np.asarray(flops, dtype=float) ** self.a
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"approach", "a", "interval", "b", "coef", "envelope", "grouping",
-        "resampled", "n_groups", "identified", "identification", "points": [records]}``
-        (None where not applicable)."""
-        records = [
-            {str(k): _plain(v) for k, v in row.items()}
-            for row in self.points.to_dict(orient="records")
-        ]
-        return {
-            "approach": int(self.approach),
-            "a": _plain(self.a),
-            "interval": None if self.interval is None else [_plain(v) for v in self.interval],
-            "b": _plain(self.b),
-            "coef": _plain(self.coef),
-            "envelope": self.envelope,
-            "grouping": self.grouping,
-            "resampled": self.resampled,
-            "n_groups": None if self.n_groups is None else int(self.n_groups),
-            "identified": bool(self.identified),
-            "identification": list(self.identification),
-            "points": records,
-        }
-
-
-def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{what} needs column(s) {', '.join(map(repr, missing))}; "
-            f"the table has {', '.join(map(str, df.columns))}"
-        )
-
-
-def _usable(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Rows whose ``columns`` are all finite and positive (e.g. drops step 0, flops 0)."""
-    values = df[list(columns)].to_numpy(dtype=float)
-    keep = np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)
-    return df.loc[keep]
 
 
 # --------------------------------------------------------------------------------------
@@ -337,8 +237,8 @@ def approach1(
         When columns are missing, fewer than three sizes are present, or fewer than two
         budgets have an interior envelope point.
     """
-    _require(curves, ["run", "params", "flops", "loss"], "approach 1")
-    data = _usable(curves, ["params", "flops", "loss"])
+    require_columns(curves, ["run", "params", "flops", "loss"], "approach 1")
+    data = usable_rows(curves, ["params", "flops", "loss"])
     envelope = _envelope_points(data, points)
     lines = _decayed_curves(data) if envelope == "final" else _run_curves(data, smooth)
     run_size = np.array([c.size for c in lines], dtype=float)
@@ -410,171 +310,6 @@ def approach1(
         coef=math.exp(line.intercept),
         level=level,
         envelope=envelope,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Approach 2: IsoFLOP profiles
-# --------------------------------------------------------------------------------------
-
-
-def _isoflop_groups(flops: np.ndarray, tol: float) -> np.ndarray:
-    """Label runs whose budgets agree within a factor ``1 + tol`` of the group's smallest."""
-    order = np.argsort(flops, kind="stable")
-    labels = np.empty(len(flops), dtype=int)
-    label, start = 0, flops[order[0]]
-    for i in order:
-        if flops[i] > start * (1 + tol):
-            label, start = label + 1, flops[i]
-        labels[i] = label
-    return labels
-
-
-def isoflop_labels(
-    runs: pd.DataFrame,
-    *,
-    flops_col: str = "flops",
-    group_tol: float = 0.1,
-    group_col: str | None = None,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str]:
-    """How approach 2 groups runs into IsoFLOP profiles.
-
-    By ``group_col`` when given; else, when the runs carry a ``flops_target`` (the
-    compute each was asked for, ``train.flops=C``), by it: runs asked for the same
-    budget are one profile, whatever compute they achieved in whole steps, and runs
-    without a target (not part of the IsoFLOP sweep) are left out; else by achieved
-    ``flops_col`` within a factor ``1 + group_tol`` of the group's smallest.
-
-    Returns
-    -------
-    rows, labels, budgets, grouping
-        The runs grouped (a subset of ``runs``), a label per row, the budget C of each
-        row's group (the asked target, or the geometric mean of the group's achieved
-        compute), and ``"flops_target"``, ``"flops_tolerance"`` or ``group_col``.
-    """
-    if group_col is not None:
-        labels = runs[group_col].to_numpy()
-        grouping = group_col
-    else:
-        target = None
-        if "flops_target" in runs.columns:
-            target = pd.to_numeric(runs["flops_target"], errors="coerce").to_numpy(dtype=float)
-        if target is not None and (np.isfinite(target) & (target > 0)).any():
-            asked = np.isfinite(target) & (target > 0)
-            runs, labels, grouping = runs.loc[asked], target[asked], "flops_target"
-            return runs, labels, labels.copy(), grouping
-        labels = _isoflop_groups(runs[flops_col].to_numpy(dtype=float), group_tol)
-        grouping = "flops_tolerance"
-    log_c = pd.Series(np.log(runs[flops_col].to_numpy(dtype=float)))
-    budgets = np.exp(log_c.groupby(labels).transform("mean").to_numpy())
-    return runs, labels, budgets, grouping
-
-
-def _left_out(skipped: list[tuple[float, str]], n_groups: int) -> str:
-    """One line on the IsoFLOP groups left out: how many for each reason, a few budgets."""
-    parts = []
-    for reason in dict.fromkeys(r for _, r in skipped):
-        budgets = [f"{c:.3g}" for c, r in skipped if r == reason]
-        shown = ", ".join(budgets[:3]) + (", ..." if len(budgets) > 3 else "")
-        parts.append(f"{len(budgets)} with {reason} (C = {shown})")
-    return f"left out {len(skipped)} of {n_groups} IsoFLOP groups: " + "; ".join(parts)
-
-
-def approach2(
-    runs: pd.DataFrame,
-    *,
-    flops_col: str = "flops",
-    group_tol: float = 0.1,
-    group_col: str | None = None,
-    level: float = 0.95,
-) -> Frontier:
-    """The frontier from IsoFLOP profiles (Hoffmann's approach 2).
-
-    Runs (one final point each) are grouped by budget -- by ``group_col`` when given;
-    else, when the runs carry a ``flops_target`` (the compute they were asked for, an
-    IsoFLOP sweep's ``train.flops=C``), by that, with no option needed; else runs whose
-    ``flops_col`` agree within a factor ``1 + group_tol`` (see :func:`isoflop_labels`)
-    -- and in each group a parabola ``loss = c0 + c1 ln N + c2 (ln N)^2`` is fitted by
-    least squares. Its vertex is ``N_opt`` for the group's budget (the asked target, or
-    else the geometric mean of its flops). Groups with fewer than three sizes, a
-    parabola that opens downwards, or a vertex outside the sizes tried are left out with
-    a warning: their optimum is not measured. ``log N_opt`` is then regressed on
-    ``log C``. :attr:`Frontier.grouping` says how the runs were grouped.
-
-    Raises
-    ------
-    ValueError
-        When columns are missing or fewer than two groups give a vertex.
-    """
-    _require(runs, ["params", "loss", flops_col] + ([group_col] if group_col else []), "approach 2")
-    data = _usable(runs, ["params", "loss", flops_col])
-    if len(data) == 0:
-        raise ValueError("approach 2: no runs with positive params, loss and flops")
-    grouped, labels, budgets, grouping = isoflop_labels(
-        data, flops_col=flops_col, group_tol=group_tol, group_col=group_col
-    )
-    if len(grouped) < len(data):
-        dropped = data.loc[~data.index.isin(grouped.index)]
-        names = ""
-        if "run" in dropped.columns:
-            names = ": " + ", ".join(map(str, dropped["run"].head(5)))
-            names += ", ..." if len(dropped) > 5 else ""
-        warnings.warn(
-            "approach 2 groups runs by the compute they were asked for (flops_target): "
-            f"left out {len(dropped)} run(s) without one{names}",
-            DataWarning,
-            stacklevel=2,
-        )
-    data = grouped
-    rows, skipped = [], []
-    for label in pd.unique(labels):
-        members = data.loc[labels == label]
-        budget = float(budgets[labels == label][0])
-        log_n = np.log(members["params"].to_numpy(dtype=float))
-        loss = members["loss"].to_numpy(dtype=float)
-        if len(np.unique(log_n)) < 3:
-            skipped.append((budget, "fewer than 3 sizes"))
-            continue
-        center = log_n.mean()  # centring keeps the normal equations well conditioned
-        c2, c1, c0 = np.polyfit(log_n - center, loss, 2)
-        if c2 <= 0:
-            skipped.append((budget, "no minimum (the parabola opens downwards)"))
-            continue
-        vertex = center - c1 / (2 * c2)
-        if not log_n.min() <= vertex <= log_n.max():
-            skipped.append((budget, "minimum outside the sizes tried"))
-            continue
-        n_opt = float(np.exp(vertex))
-        rows.append(
-            {
-                "flops": budget,
-                "params_opt": n_opt,
-                "tokens_opt": budget / (6 * n_opt),
-                "loss_opt": float(c0 - c1 * c1 / (4 * c2)),
-                "curvature": float(c2),
-                "n_runs": len(members),
-                "group": label,
-            }
-        )
-    left_out = _left_out(skipped, len(rows) + len(skipped))
-    if len(rows) < 2:
-        raise ValueError(
-            "approach 2 needs at least two IsoFLOP groups with a measured minimum, "
-            f"got {len(rows)}" + (f" ({left_out})" if skipped else "")
-        )
-    if skipped:
-        warnings.warn(f"approach 2 {left_out}", stacklevel=2)
-    points = pd.DataFrame(rows).sort_values("flops", ignore_index=True)
-    line = loglog_line(points["flops"].to_numpy(), points["params_opt"].to_numpy(), level)
-    return Frontier(
-        approach=2,
-        a=line.slope,
-        interval=line.slope_interval,
-        points=points,
-        b=1 - line.slope,
-        coef=math.exp(line.intercept),
-        level=level,
-        grouping=grouping,
     )
 
 

@@ -192,6 +192,11 @@ def test_plot_writes_files(sweeps, tmp_path, capsys):
             "--budget needs --approach 3",
         ),
         (["frontier", "{demo}", "--approach", "2", "--envelope", "final"], "--envelope applies"),
+        (["frontier", "{demo}", "--method", "hoffmann"], "--method applies to --approach 2"),
+        (
+            ["frontier", "{demo}", "--approach", "2", "--bootstrap", "0"],
+            "--bootstrap 0: approach 2 by Porian",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(sweeps, tmp_path, capsys, args, message):
@@ -280,6 +285,11 @@ def test_frontier_approach2_groups_by_the_asked_budget(trunks, capsys):
     assert result["grouping"] == "flops_target"
     assert [p["flops"] for p in result["points"]] == list(ISOFLOP_BUDGETS)
     assert [p["n_runs"] for p in result["points"]] == [7, 7, 7]
+    assert result["method"] == "porian"
+    code, out, _ = run_main(
+        capsys, "frontier", trunks["isowsd"], "--approach", "2", "--method", "hoffmann"
+    )
+    assert code == 0 and "one parabola over every size, unweighted regression" in out
 
 
 def test_frontier_approach1_reads_decayed_points_or_warns_on_cosine(trunks, sweeps, capsys):

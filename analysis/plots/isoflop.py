@@ -26,7 +26,7 @@ def isoflop_groups(
     """
     # The same grouping as analysis.optimal.approach2, so the dots drawn are the runs
     # behind its parabolas.
-    from analysis.optimal import isoflop_labels
+    from analysis.isoflop import isoflop_labels
 
     if not {"flops", "params", "loss"} <= set(runs.columns):
         return None
