@@ -9,14 +9,11 @@ Task error against parameters
     are six sizes or more, else ``Err = a·N^k``; one point per size (the mean over seeds).
 Task error against pretraining loss -- the two-step law
     Step 1 is the pretraining ``L(N) = E + A·N^(-alpha)`` of the source runs; step 2 maps
-    loss to error with ``Err(L) = eps - k·exp(-gamma·L)`` (Gadre et al. 2024, "Language
-    models scale reliably with over-training and on downstream tasks"; the same form
-    OLMo's model ladder uses). As the loss grows the error rises to ``eps`` (about the
-    chance error); as it falls, the error falls exponentially. Composed, they predict
-    the error of a size from its loss. Fitted by least squares (scipy): for a fixed
-    ``gamma`` the form is linear in ``eps`` and ``k``, so ``gamma`` is found on a grid
-    with the other two solved exactly, then all three are polished together. With fewer
-    than six points ``eps`` is fixed at the chance error and two parameters are fitted.
+    loss to error by :mod:`analysis.error_map`, with ``link`` the exponential
+    ``Err(L) = eps - k·exp(-gamma·L)`` of Gadre et al. (2024, the default) or the
+    sigmoid of Bhagia et al. (2024, OLMo's model ladder). Composed, they predict the
+    error of a size from its loss. With fewer than two models per parameter of the
+    link, the error at high loss is held at the chance error.
 Compression cost against parameters
     For each variant (int8, pruning at each sparsity) the loss increase over the
     uncompressed model, ``dL(N) = a·N^k``, fitted in log-log. ``k < 0``: compression
@@ -41,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analysis.error_map import ErrorMap, fit_error_map
+from analysis.error_map import LINKS, ErrorMap, fit_error_map
 from analysis.io import PARAM_CONVENTIONS, DataError
 from analysis.io.downstream import (
     COMPRESS_SUFFIX,
@@ -204,8 +201,11 @@ def compute_downstream_fits(
     *,
     bootstrap: int = 200,
     seed: int = 0,
+    link: str = "exponential",
 ) -> DownstreamFits:
-    """Make every fit the data allows; note (do not raise) the ones it does not."""
+    """Make every fit the data allows; note (do not raise) the ones it does not.
+
+    ``link`` is the form of step 2, Err(L) (:data:`analysis.error_map.LINKS`)."""
     from analysis.fit import fit_frame
 
     out = DownstreamFits()
@@ -230,14 +230,16 @@ def compute_downstream_fits(
             lambda: fit_frame(sizes, _size_law(len(sizes)), x="params", y="pretrain_loss"),
         )
         # every source model is a point of Err(L), whatever its size and token budget;
-        # eps is free with six points or more, else held at the chance error
+        # the error at high loss is free with two points per parameter of the link, else
+        # held at the chance error
         chance_error = 1.0 - float(points["chance_accuracy"].iloc[0])
-        eps = None if len(points) >= 6 else chance_error
+        eps = None if len(points) >= 2 * len(LINKS.get(link, ())) else chance_error
         out.error_vs_loss = attempt(
             "error_vs_loss",
             lambda: fit_error_map(
                 points["pretrain_loss"],
                 points["test_error"],
+                link=link,
                 eps=eps,
                 bootstrap=bootstrap,
                 seed=seed,
@@ -380,6 +382,13 @@ def add_parser(sub: Any, fit_options: Any) -> None:
         default="nonembed",
         help="parameter convention used as N (default: nonembed)",
     )
+    p.add_argument(
+        "--link",
+        choices=tuple(LINKS),
+        default="exponential",
+        help="step 2's form, task error from pretraining loss: exponential "
+        "(Gadre et al. 2024, default) or sigmoid (Bhagia et al. 2024, OLMo's ladder)",
+    )
     p.add_argument("--out", type=Path, help="figures dir (default: <sweep>/plots)")
     p.add_argument(
         "--format", nargs="+", default=["png", "svg"], help="file formats (default png svg)"
@@ -399,7 +408,9 @@ def cmd_downstream(args: Any) -> int:
         )
     finetune = load_finetune(ft_dir, args.params) if ft_dir else None
     compress = load_compress(comp_dir, args.params) if comp_dir else None
-    fits = compute_downstream_fits(finetune, compress, bootstrap=args.bootstrap, seed=args.seed)
+    fits = compute_downstream_fits(
+        finetune, compress, bootstrap=args.bootstrap, seed=args.seed, link=args.link
+    )
     out = args.out or Path(args.path) / "plots"
     written = plot_downstream(
         args.path,

@@ -1,11 +1,24 @@
-"""Task error from pretraining loss: ``Err(L) = eps - k·exp(-gamma·L)``.
+"""Task error from pretraining loss: the second step of the two-step downstream law.
 
-The second step of the two-step downstream law (Gadre et al. 2024, "Language models
-scale reliably with over-training and on downstream tasks"; the form OLMo's model
-ladder uses): as the loss grows the error rises to ``eps`` (about the chance error); as
-it falls, the error falls exponentially. Fitted by least squares (scipy): for a fixed
-``gamma`` the form is linear in ``eps`` and ``k``, so ``gamma`` is found on a grid with
-the other two solved exactly, then all three are polished together.
+Two links from loss to error, chosen by ``link``:
+
+``"exponential"``: ``Err(L) = eps - k·exp(-gamma·L)`` (Gadre et al. 2024, "Language
+models scale reliably with over-training and on downstream tasks"): as the loss grows
+the error rises to ``eps`` (about the chance error); as it falls, the error falls
+exponentially. For a fixed ``gamma`` the form is linear in ``eps`` and ``k``, so
+``gamma`` is found on a grid with the other two solved exactly, then all three are
+polished together (scipy's least squares).
+
+``"sigmoid"``: ``Err(L) = floor + (ceiling - floor) / (1 + exp(-k·(L - L0)))``, which is
+Bhagia et al.'s (2024, "Establishing Task Scaling Laws via Compute-Efficient Model
+Ladders", OLMo's ladder) ``Acc(L) = a / (1 + exp(-k'·(L - L0))) + b`` with
+``a = ceiling - floor``, ``b = 1 - ceiling`` and ``k' = -k``: the error is near its
+``ceiling`` (chance) while the loss is high, falls fastest at ``L0``, and levels off at
+a ``floor`` above zero where the task's noise or difficulty stops it. For fixed ``k``
+and ``L0`` it is linear in ``floor`` and ``ceiling``, so those two are solved exactly on
+a grid of ``(k, L0)`` before all four are polished. It needs more models than the
+exponential (8 free, 6 with the ceiling held at the chance error), and tells the two
+apart only when the losses reach the bend at both ends.
 """
 
 from __future__ import annotations
@@ -17,22 +30,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ErrorMap", "fit_error_map"]
+__all__ = ["LINKS", "ErrorMap", "fit_error_map"]
+
+#: The forms of Err(L), and their parameters in the order of :attr:`ErrorMap.bootstrap`.
+LINKS = {"exponential": ("eps", "k", "gamma"), "sigmoid": ("floor", "ceiling", "k", "L0")}
+
+
+def _curve(link: str, theta: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Err at ``loss`` for parameters ``theta`` (``(..., p)``, in :data:`LINKS` order);
+    broadcasts one row of predictions per row of ``theta``."""
+    t = np.asarray(theta, dtype=float)
+    col = [t[..., i, None] for i in range(t.shape[-1])]
+    if link == "exponential":
+        eps, k, gamma = col
+        return eps - k * np.exp(-gamma * loss)
+    floor, ceiling, k, l0 = col
+    return floor + (ceiling - floor) / (1.0 + np.exp(-k * (loss - l0)))
 
 
 @dataclass
 class ErrorMap:
-    """``Err(L) = eps - k·exp(-gamma·L)`` fitted to (loss, error) points.
+    """``Err(L)`` fitted to (loss, error) points, by one of the :data:`LINKS`.
 
     Attributes
     ----------
     params
-        ``{"eps", "k", "gamma"}``.
+        ``{"eps", "k", "gamma"}`` (exponential) or ``{"floor", "ceiling", "k", "L0"}``
+        (sigmoid).
     intervals
         Percentile bootstrap intervals of the free parameters (empty without bootstrap).
     fixed
-        Names of parameters held fixed (``("eps",)`` when ``eps`` was set, e.g. to the
-        chance error).
+        Names of parameters held fixed (``("eps",)`` or ``("ceiling",)`` when the error
+        at high loss was set, e.g. to the chance error).
     n
         Points fitted.
     residuals
@@ -40,9 +69,11 @@ class ErrorMap:
     rmse
         Root mean square of the residuals.
     bootstrap
-        ``(n_boot, 3)`` samples of ``(eps, k, gamma)``, or None.
+        ``(n_boot, p)`` samples of the parameters in :data:`LINKS` order, or None.
     level
         Confidence level of the intervals.
+    link
+        ``"exponential"`` or ``"sigmoid"``.
     """
 
     params: dict[str, float]
@@ -53,30 +84,40 @@ class ErrorMap:
     rmse: float
     bootstrap: np.ndarray | None = field(default=None, repr=False)
     level: float = 0.95
+    link: str = "exponential"
 
     def predict(self, loss: Any) -> np.ndarray:
         """The fitted error at pretraining loss ``loss``."""
-        p = self.params
-        return p["eps"] - p["k"] * np.exp(-p["gamma"] * np.asarray(loss, dtype=float))
+        theta = np.array([self.params[name] for name in LINKS[self.link]])
+        x = np.asarray(loss, dtype=float)
+        return _curve(self.link, theta, x.ravel()).reshape(x.shape)
 
     def predict_band(self, loss: Any) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise percentile band of the prediction over the bootstrap samples."""
         if self.bootstrap is None or not len(self.bootstrap):
             raise ValueError("no bootstrap samples: refit with bootstrap=N to get a band")
-        b = self.bootstrap
-        x = np.asarray(loss, dtype=float)[None, :]
-        preds = b[:, :1] - b[:, 1:2] * np.exp(-b[:, 2:3] * x)
+        preds = _curve(self.link, self.bootstrap, np.asarray(loss, dtype=float).ravel())
         tail = 100 * (1 - self.level) / 2
         lo, hi = np.nanpercentile(preds, [tail, 100 - tail], axis=0)
         return lo, hi
 
     def formula(self) -> str:
         p = self.params
+        if self.link == "sigmoid":
+            return (
+                f"Err = {p['floor']:.4g} + {p['ceiling'] - p['floor']:.4g} / "
+                f"(1 + exp(-{p['k']:.4g} * (L - {p['L0']:.4g})))"
+            )
         return f"Err = {p['eps']:.4g} - {p['k']:.4g} * exp(-{p['gamma']:.4g} * L)"
 
     def to_dict(self) -> dict[str, Any]:
+        law = {
+            "exponential": "Err(L) = eps - k*exp(-gamma*L)",
+            "sigmoid": "Err(L) = floor + (ceiling - floor) / (1 + exp(-k*(L - L0)))",
+        }[self.link]
         return {
-            "law": "Err(L) = eps - k*exp(-gamma*L)",
+            "law": law,
+            "link": self.link,
             "n": self.n,
             "params": dict(self.params),
             "fixed": list(self.fixed),
@@ -144,24 +185,68 @@ def _fit_error_map_once(
     return float(e), float(c * math.exp(gamma * l0)), float(gamma)
 
 
+def _fit_sigmoid_once(
+    loss: np.ndarray, error: np.ndarray, ceiling: float | None
+) -> tuple[float, float, float, float]:
+    """Least-squares (floor, ceiling, k, L0), floor and ceiling in [0, 1], k >= 0;
+    the ceiling held when given. L0 may lie up to one span of the losses outside them."""
+    from scipy.optimize import least_squares
+
+    span = float(np.ptp(loss))
+    ks = np.geomspace(0.5, 200.0, 50) / span  # from nearly straight to a step
+    l0s = np.linspace(loss.min() - span, loss.max() + span, 61)
+    k, l0 = (g.ravel() for g in np.meshgrid(ks, l0s))
+    s = 1.0 / (1.0 + np.exp(-k[:, None] * (loss[None, :] - l0[:, None])))  # one row each
+    if ceiling is None:
+        # error = floor (1 - s) + ceiling s: two columns, solved for every row at once
+        u, v = 1.0 - s, s
+        uu, uv, vv = (u * u).sum(1), (u * v).sum(1), (v * v).sum(1)
+        uy, vy = (u * error).sum(1), (v * error).sum(1)
+        det = np.where(np.abs(uu * vv - uv * uv) > 1e-12, uu * vv - uv * uv, np.nan)
+        lo = np.clip((vv * uy - uv * vy) / det, 0.0, 1.0)
+        hi = np.clip((uu * vy - uv * uy) / det, 0.0, 1.0)
+    else:
+        u = 1.0 - s
+        lo = np.clip(((error - ceiling * s) * u).sum(1) / np.maximum((u * u).sum(1), 1e-12), 0, 1)
+        hi = np.full_like(lo, ceiling)
+    sse = ((lo[:, None] * (1 - s) + hi[:, None] * s - error) ** 2).sum(1)
+    i = int(np.nanargmin(sse))
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        full = (theta[0], ceiling, *theta[1:]) if ceiling is not None else tuple(theta)
+        return _curve("sigmoid", np.array(full), loss) - error
+
+    x0 = [lo[i], k[i], l0[i]] if ceiling is not None else [lo[i], hi[i], k[i], l0[i]]
+    bounds_l0 = (loss.min() - span, loss.max() + span)
+    lower = [0.0, 0.0, bounds_l0[0]] if ceiling is not None else [0.0, 0.0, 0.0, bounds_l0[0]]
+    upper = [1.0, ks[-1], bounds_l0[1]] if ceiling is not None else [1.0, 1.0, ks[-1], bounds_l0[1]]
+    sol = least_squares(residuals, np.clip(x0, lower, upper), bounds=(lower, upper))
+    if ceiling is not None:
+        return float(sol.x[0]), float(ceiling), float(sol.x[1]), float(sol.x[2])
+    return tuple(float(v) for v in sol.x)  # type: ignore[return-value]
+
+
 def fit_error_map(
     loss: Sequence[float] | np.ndarray,
     error: Sequence[float] | np.ndarray,
     *,
+    link: str = "exponential",
     eps: float | None = None,
     bootstrap: int = 0,
     seed: int = 0,
     level: float = 0.95,
 ) -> ErrorMap:
-    """Fit ``Err(L) = eps - k·exp(-gamma·L)`` by least squares.
+    """Fit ``Err(L)`` by least squares, by the ``link`` of the module's docstring.
 
     Parameters
     ----------
     loss, error
         Pretraining loss and task error of each model.
+    link
+        ``"exponential"`` (default) or ``"sigmoid"``.
     eps
-        Hold ``eps`` at this value (e.g. the chance error ``1 - 1/n_classes``) and fit
-        ``k`` and ``gamma`` only.
+        Hold the error at high loss at this value (e.g. the chance error
+        ``1 - 1/n_classes``): ``eps`` of the exponential, ``ceiling`` of the sigmoid.
     bootstrap
         Resamples (with replacement) for percentile intervals and bands; 0: none.
     seed
@@ -174,21 +259,27 @@ def fit_error_map(
     ValueError
         NaNs, fewer than twice as many points as free parameters, or a single loss value.
     """
+    if link not in LINKS:
+        raise ValueError(f"link={link!r}: expected one of {', '.join(LINKS)}")
     x, y = np.asarray(loss, dtype=float), np.asarray(error, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError("loss and error must be 1-D arrays of the same length")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("loss and error must be finite")
-    free = 2 if eps is not None else 3
+    names = LINKS[link]
+    held = (names[0] if link == "exponential" else "ceiling") if eps is not None else None
+    free = len(names) - (held is not None)
     if len(x) < 2 * free:
         raise ValueError(
-            f"Err(L) with {free} free parameters needs at least {2 * free} points, got {len(x)}"
+            f"Err(L) ({link}) with {free} free parameters needs at least {2 * free} points, "
+            f"got {len(x)}"
         )
     if np.ptp(x) == 0:
         raise ValueError("every model has the same loss: Err(L) is undetermined")
-    e, k, g = _fit_error_map_once(x, y, eps)
-    params = {"eps": e, "k": k, "gamma": g}
-    resid = y - (e - k * np.exp(-g * x))
+    once = _fit_error_map_once if link == "exponential" else _fit_sigmoid_once
+    theta = once(x, y, eps)
+    params = dict(zip(names, theta, strict=True))
+    resid = y - _curve(link, np.array(theta), x)
     intervals: dict[str, tuple[float, float]] = {}
     samples = None
     if bootstrap > 0:
@@ -198,22 +289,21 @@ def fit_error_map(
             idx = rng.integers(0, len(x), len(x))
             if np.ptp(x[idx]) == 0:
                 continue
-            draws.append(_fit_error_map_once(x[idx], y[idx], eps))
+            draws.append(once(x[idx], y[idx], eps))
         samples = np.array(draws)
         tail = 100 * (1 - level) / 2
         lo, hi = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
         intervals = {
-            name: (float(lo[i]), float(hi[i]))
-            for i, name in enumerate(("eps", "k", "gamma"))
-            if not (name == "eps" and eps is not None)
+            name: (float(lo[i]), float(hi[i])) for i, name in enumerate(names) if name != held
         }
     return ErrorMap(
         params=params,
         intervals=intervals,
-        fixed=("eps",) if eps is not None else (),
+        fixed=(held,) if held else (),
         n=len(x),
         residuals=resid,
         rmse=float(np.sqrt((resid**2).mean())),
         bootstrap=samples,
         level=level,
+        link=link,
     )

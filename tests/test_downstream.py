@@ -11,7 +11,6 @@ import pytest
 from analysis.downstream import (
     compute_downstream_fits,
     downstream_dirs,
-    fit_error_map,
     format_downstream,
     load_compress,
     load_finetune,
@@ -91,35 +90,6 @@ def write_compress(root, deltas):
         )
 
 
-def test_error_map_recovers_known_parameters():
-    loss = np.linspace(2.0, 4.0, 12)
-    fit = fit_error_map(loss, err_of_loss(loss))
-    for name, value in ERR_L.items():
-        assert fit.params[name] == pytest.approx(value, rel=1e-4), name
-    assert fit.rmse < 1e-6
-    # with noise, the bootstrap intervals cover the truth; with eps fixed, k and gamma follow
-    rng = np.random.default_rng(0)
-    noisy = err_of_loss(loss) + rng.normal(0, 0.005, loss.shape)
-    fit = fit_error_map(loss, noisy, bootstrap=100, seed=1)
-    for name, value in ERR_L.items():
-        lo, hi = fit.intervals[name]
-        assert lo <= value <= hi, (name, lo, hi)
-    fixed = fit_error_map(loss, err_of_loss(loss), eps=ERR_L["eps"])
-    assert fixed.fixed == ("eps",) and fixed.params["gamma"] == pytest.approx(1.2, rel=1e-4)
-    assert fixed.params["k"] == pytest.approx(5.0, rel=1e-4)
-    lo, hi = fit.predict_band(loss)
-    assert (lo <= hi).all()
-
-
-def test_error_map_refuses_what_it_cannot_fit():
-    with pytest.raises(ValueError, match="at least 6 points"):
-        fit_error_map([2, 3, 4, 5], [0.5, 0.6, 0.7, 0.8])
-    with pytest.raises(ValueError, match="same loss"):
-        fit_error_map([3.0] * 6, [0.5] * 6)
-    with pytest.raises(ValueError, match="finite"):
-        fit_error_map([2, 3, np.nan, 4, 5, 6], [0.5] * 6)
-
-
 def sat(p, n):
     return p["E"] + p["A"] * n ** -p["alpha"]
 
@@ -197,6 +167,27 @@ def test_few_sizes_fall_back_to_smaller_laws(tmp_path):
     assert fits.error_vs_params.law == "power" and fits.loss_vs_params.law == "power"
     assert fits.error_vs_loss.fixed == ("eps",)  # held at the chance error, 1 - 1/8
     assert fits.error_vs_loss.params["eps"] == 0.875
+
+
+def test_the_sigmoid_link_holds_its_ceiling_below_eight_models(tmp_path, capsys):
+    """SIZES holds 8 models: the sigmoid's four parameters are all free; of 6 models,
+    the ceiling is held at the chance error. The CLI takes --link."""
+    losses = sat(LOSS_N, SIZES)
+    write_finetune(tmp_path / "s-finetune", err_of_loss(losses), losses)
+    (tmp_path / "s").mkdir()
+    finetune = load_finetune(tmp_path / "s-finetune")
+    fits = compute_downstream_fits(finetune, None, bootstrap=0, link="sigmoid")
+    assert fits.error_vs_loss.link == "sigmoid" and fits.error_vs_loss.fixed == ()
+    few = finetune[finetune["params"] <= sorted(set(finetune["params"]))[5]]
+    fits = compute_downstream_fits(few, None, bootstrap=0, link="sigmoid")
+    assert fits.error_vs_loss.fixed == ("ceiling",)
+    assert fits.error_vs_loss.params["ceiling"] == 0.875
+    from analysis.cli import main
+
+    code = main(["downstream", str(tmp_path / "s"), "--link", "sigmoid", "--bootstrap", "0",
+                 "--out", str(tmp_path / "p"), "--json"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["error_vs_loss"]["link"] == "sigmoid"
 
 
 def test_a_model_tuned_several_ways_counts_with_its_best_setting_on_validation(tmp_path):
