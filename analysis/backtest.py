@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.allocation import plain
-from analysis.fit import FitResult, fit_frame
+from analysis.fit import DEFAULT_COLUMNS, FitResult, fit_frame
 from analysis.laws import get_law
 
 __all__ = ["Backtest", "backtest"]
@@ -160,7 +160,12 @@ def backtest(
         :func:`analysis.fit.min_points`).
     """
     form = get_law(law)
-    if form.n_inputs == 2:
+    if form.name in DEFAULT_COLUMNS:  # overtraining: C and M, the largest compute held out
+        x_cols = DEFAULT_COLUMNS[form.name]
+        if "tokens_per_param" in x_cols and "tokens_per_param" not in df.columns:
+            df = df.assign(tokens_per_param=df["tokens"] / df["params"])
+        size, largest = df["flops"], "compute C (flops)"
+    elif form.n_inputs == 2:
         x_cols = ["params", "tokens"]
         has_flops = "flops" in df.columns
         size = df["flops"] if has_flops else 6 * df["params"] * df["tokens"]
@@ -193,7 +198,7 @@ def backtest(
         lo = hi = np.full(len(held), np.nan)
         inside = [None] * len(held)
     reach = result.extrapolation(*inputs)
-    factor = reach["flops"] if form.n_inputs == 2 else next(iter(reach.values()))
+    factor = reach.get("flops", reach.get("C")) if form.n_inputs == 2 else next(iter(reach.values()))
 
     columns = [
         c for c in ["run", "params", "tokens", "flops", "loss", *x_cols, y] if c in df.columns

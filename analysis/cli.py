@@ -41,7 +41,9 @@ PROG = "scaling-analyze"
 #: Default bootstrap resamples: enough for stable 95 % percentile intervals (the 2.5 %
 #: tail holds 5 samples) while keeping a chinchilla fit to seconds.
 DEFAULT_BOOTSTRAP = 200
-LAWS = ("power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan")
+LAWS = ("power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan", "overtraining")
+# laws of two inputs that read fixed columns (analysis.fit.fit_frame): --x does not apply
+TWO_INPUT_LAWS = ("chinchilla", "kaplan", "overtraining")
 
 
 # --------------------------------------------------------------------------------------
@@ -413,8 +415,9 @@ def _add_law_options(p: argparse.ArgumentParser, curves_help: str = "") -> None:
         default=None,
         help="power: y = a x^k; saturating: y = E + A x^-alpha; chinchilla: L = E + A/N^alpha "
         "+ B/D^beta; bnsl, bnsl2: broken power laws with 1 or 2 breaks; kaplan: L = "
-        "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (default: chinchilla where N and D vary "
-        "independently, else saturating)",
+        "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D; overtraining: L = E + (A M^eta + "
+        "B M^-eta) C^-eta with M = tokens/params (Gadre et al.) (default: chinchilla where N "
+        "and D vary independently, else saturating)",
     )
     p.add_argument("--x", metavar="COL", help="input column for power/saturating (default params)")
     p.add_argument(
@@ -586,7 +589,7 @@ def _law_for(args: argparse.Namespace, df: pd.DataFrame) -> tuple[str, str | Non
     else:
         law, why = choose_law(df, args.law)
     x = args.x
-    if law not in ("chinchilla", "kaplan") and x is None:
+    if law not in TWO_INPUT_LAWS and x is None:
         x = "params"
         single = "params" in df.columns and df["params"].nunique() == 1
         if args.law is None and single and "tokens" in df.columns and df["tokens"].nunique() > 1:
@@ -616,7 +619,7 @@ def _fit_law(
         kw["delta"] = args.delta
     # --fix and --tie are options of `fit` alone; other commands have no such attribute.
     kw["fix"], kw["tie"] = getattr(args, "fix", None), getattr(args, "tie", None)
-    if law in ("chinchilla", "kaplan"):
+    if law in TWO_INPUT_LAWS:
         result = fit_frame(df, law, y=y, **kw)
     else:
         result = fit_frame(df, law, x=x, y=y, **kw)
@@ -885,10 +888,13 @@ def _load_runs_and_curves(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Da
 
 
 def _fit_columns(law: str, x: str | None, y: str | None) -> tuple[list[str], str]:
-    if law in ("chinchilla", "kaplan"):
+    if law in TWO_INPUT_LAWS:
+        columns = ["flops", "tokens"] if law == "overtraining" else ["params", "tokens"]
         if x is not None:
-            raise ValueError(f"--x does not apply to {law}, which uses params and tokens")
-        return ["params", "tokens"], y or "loss"
+            raise ValueError(f"--x does not apply to {law}, which uses {' and '.join(columns)}")
+        if law == "overtraining":
+            columns.append("params")  # M = tokens / params
+        return columns, y or "loss"
     if law == "power":
         return [x or "params"], y or "flops"
     return [x or "params"], y or "loss"

@@ -532,6 +532,11 @@ def _intervals(
     return percentile_intervals(names, np.column_stack(columns), level)
 
 
+#: The input columns a law of several inputs reads when ``x`` is not given (else
+#: ``params`` and ``tokens`` for two inputs, ``params`` for one).
+DEFAULT_COLUMNS: dict[str, list[str]] = {"overtraining": ["flops", "tokens_per_param"]}
+
+
 def fit_frame(
     df: pd.DataFrame,
     law: str | Law,
@@ -544,7 +549,9 @@ def fit_frame(
 ) -> FitResult:
     """Fit a law to columns of a DataFrame.
 
-    ``chinchilla`` uses ``params`` and ``tokens`` unless ``x`` names two other columns;
+    ``chinchilla`` and ``kaplan`` use ``params`` and ``tokens`` unless ``x`` names two
+    other columns, ``overtraining`` ``flops`` and ``tokens_per_param`` (``tokens /
+    params`` when the table has no such column);
     ``power`` and ``saturating`` use ``x`` (default ``"params"``). Error messages name
     the offending column. Other keywords go to :func:`fit`.
 
@@ -557,9 +564,14 @@ def fit_frame(
     """
     law = get_law(law)
     if x is None:
-        cols = ["params", "tokens"] if law.n_inputs == 2 else ["params"]
+        cols = DEFAULT_COLUMNS.get(law.name) or (
+            ["params", "tokens"] if law.n_inputs == 2 else ["params"]
+        )
     else:
         cols = [x] if isinstance(x, str) else list(x)
+    if "tokens_per_param" in cols and "tokens_per_param" not in df.columns:
+        if {"tokens", "params"} <= set(df.columns):
+            df = df.assign(tokens_per_param=df["tokens"] / df["params"])
     missing = [c for c in [*cols, y] if c not in df.columns]
     if isinstance(groups, str) and groups != "auto" and groups not in df.columns:
         missing.append(groups)

@@ -210,7 +210,8 @@ class FitResult:
         """How far beyond the fitted data the points ``x`` lie.
 
         Each input over its largest fitted value, keyed by the input's name (column
-        name, or the law's symbol); for a law of N and D also ``"flops"``: the compute
+        name, or the law's symbol); for a law of N and D (not one of C and M) also
+        ``"flops"``: the compute
         ``6ND`` over the largest ``6ND`` of the data, one convention on both sides
         whatever the table's own FLOP count. A factor above 1 is an extrapolation.
         NaN when the result holds no data.
@@ -225,7 +226,7 @@ class FitResult:
         for i, (name, value) in enumerate(zip(names, xs, strict=True)):
             top = float(np.max(self.x[i])) if have else math.nan
             out[name] = value / top
-        if law.n_inputs == 2:
+        if law.variables == ("N", "D"):
             top = float(np.max(self.x[0] * self.x[1])) if have else math.nan
             out["flops"] = xs[0] * xs[1] / top
         return out

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from analysis_fixtures import (
     FIXED_TOKENS,
@@ -193,6 +195,10 @@ def test_plot_writes_files(sweeps, tmp_path, capsys):
         ),
         (["frontier", "{demo}", "--approach", "2", "--envelope", "final"], "--envelope applies"),
         (["frontier", "{demo}", "--method", "hoffmann"], "--method applies to --approach 2"),
+        (
+            ["fit", "{demo}", "--law", "overtraining", "--x", "params"],
+            "--x does not apply to overtraining, which uses flops and tokens",
+        ),
         (
             ["frontier", "{demo}", "--approach", "2", "--bootstrap", "0"],
             "--bootstrap 0: approach 2 by Porian",
@@ -717,3 +723,19 @@ def test_quiet_is_accepted_by_the_fitting_commands_and_turns_bars_off(tmp_path, 
         assert not progress.shown()
     finally:
         progress.set_quiet(False)
+
+
+def test_overtraining_fits_from_a_table_of_params_tokens_and_flops(tmp_path, capsys):
+    """M = tokens/params is derived from the table's columns; the printed M_opt is
+    (B/A)^(1/(2 eta)) of the truth, (98.2/40)^(1/0.3) = 19.96."""
+    n = np.repeat(np.geomspace(1e7, 1e9, 8), 7)
+    d = n * np.tile([5.0, 10, 20, 40, 80, 160, 320], 8)
+    c, m = 6 * n * d, d / n
+    loss = 1.8 + (40.0 * m**0.15 + 98.2 * m**-0.15) * c**-0.15
+    table = tmp_path / "runs.csv"
+    pd.DataFrame({"params": n, "tokens": d, "flops": c, "loss": loss}).to_csv(table, index=False)
+    code, out, err = run_main(capsys, "fit", table, "--law", "overtraining", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["params"]["eta"] == pytest.approx(0.15, rel=1e-6)
+    assert result["derived"]["M_opt"] == pytest.approx(19.96, abs=0.01)

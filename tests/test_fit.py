@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.backtest import backtest
 from analysis.fit import FitResult, _LogProblem, _objective, fit, fit_frame, min_points
 from analysis.io import DataWarning
 from analysis.resample import bootstrap_groups, resample_counts
@@ -646,3 +647,39 @@ def test_epoch_the_additive_form_fits_better_than_kaplans(epoch, epoch_fit) -> N
     kaplan = fit_frame(epoch, "kaplan", bootstrap=0)
     assert kaplan.converged
     assert kaplan.objective > 2 * chinchilla.objective
+
+
+def test_overtraining_recovers_its_truth_and_the_optimal_tokens_per_parameter() -> None:
+    """Gadre et al.'s L(C, M) on an over-trained grid (8 sizes x M = 5-320 tokens per
+    parameter): every start of the 1,296 converges to the truth, and M_opt =
+    (B/A)^(1/(2 eta)) = (98.2/40)^(1/0.3) = 19.96 (by hand)."""
+    from analysis.laws import get_law
+
+    truth = {"E": 1.8, "A": 40.0, "B": 98.2, "eta": 0.15}
+    n = np.repeat(np.geomspace(1e7, 1e9, 8), 7)
+    m = np.tile([5.0, 10, 20, 40, 80, 160, 320], 8)
+    c = 6 * n * (m * n)
+    result = fit("overtraining", (c, m), get_law("overtraining").predict(truth, c, m))
+    assert result.converged and result.n_starts == 1296
+    assert result.params == pytest.approx(truth, rel=1e-6)
+    assert result.derived["M_opt"] == pytest.approx(19.96, abs=0.01)
+
+
+@needs_epoch
+def test_epoch_overtraining_law_is_chinchillas_with_one_exponent(epoch, epoch_fit) -> None:
+    """On Hoffmann et al.'s runs the over-training form (alpha = beta = 2 eta in N and D)
+    costs under 1 % of the Huber objective of the free additive fit, 2 eta lies inside
+    Besiroglu et al.'s published intervals of both alpha (0.317-0.373) and beta
+    (0.331-0.415), and the compute-optimal tokens per parameter is Chinchilla's ~20
+    (15-30). Holding out the 20 largest-compute runs, it predicts them within 3.5 %."""
+    chinchilla, _ = epoch_fit
+    result = fit_frame(epoch, "overtraining", bootstrap=0)
+    assert result.converged
+    assert result.objective < 1.01 * chinchilla.objective
+    two_eta = 2 * result.params["eta"]
+    assert 0.331 < two_eta < 0.373
+    assert 15 < result.derived["M_opt"] < 30
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        held = backtest(epoch, "overtraining", k=20, bootstrap=0).table
+    assert held["rel_error"].abs().max() < 0.035

@@ -21,7 +21,10 @@ NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def test_registry_names_and_parameters() -> None:
-    assert set(LAWS) == {"power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan"}
+    assert set(LAWS) == {
+        "power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan", "overtraining"
+    }  # fmt: skip
+    assert get_law("overtraining").param_names == ("E", "A", "B", "eta")
     assert get_law("bnsl").param_names == ("a", "b", "c0", "c1", "d1", "f1")
     assert get_law("bnsl2").param_names == ("a", "b", "c0", "c1", "d1", "f1", "c2", "d2", "f2")
     assert get_law("kaplan").param_names == ("N_c", "D_c", "alpha_N", "alpha_D")
@@ -37,7 +40,7 @@ def test_registry_names_and_parameters() -> None:
 
 def test_unknown_law_lists_the_known_ones() -> None:
     with pytest.raises(
-        ValueError, match="unknown law 'hyperbolic'.*bnsl, bnsl2, chinchilla, kaplan, power"
+        ValueError, match="unknown law .hyperbolic.*bnsl, bnsl2, chinchilla, kaplan, overtraining, power"
     ):
         get_law("hyperbolic")
 
@@ -114,6 +117,12 @@ def test_new_laws_predict_hand_computed_values() -> None:
     assert get_law("kaplan").predict(kaplan, np.array([1.0]), np.array([1.0])) == pytest.approx(
         [2.0], rel=1e-12
     )
+    # Gadre et al.: C = 16, M = 4, eta = 0.5: (3·2 + 8/2)·16^-0.5 = 10/4; M_opt = (8/3)^1.
+    over = {"E": 1.0, "A": 3.0, "B": 8.0, "eta": 0.5}
+    law = get_law("overtraining")
+    assert law.predict(over, np.array([16.0]), np.array([4.0])) == pytest.approx([3.5], rel=1e-12)
+    assert law.derived(np.array([1.0, 3.0, 8.0, 0.5]))["M_opt"] == pytest.approx(8.0 / 3.0)
+    assert law.formula() == "L = E + (A*M^eta + B*M^-eta) * C^-eta"
 
 
 def test_broken_law_bends_from_one_slope_to_the_next() -> None:

@@ -34,6 +34,8 @@ def _data(law_name: str, rng: np.random.Generator, n: int = 30):
                           rng.normal(-0.3, 0.3), rng.normal(1, 0.5), rng.normal(-0.5, 0.3)],
         "kaplan": lambda: [rng.normal(8, 1), rng.normal(6, 1), rng.uniform(0.05, 0.3),
                            rng.uniform(0.05, 0.3)],
+        "overtraining": lambda: [rng.normal(0.3, 0.2), rng.normal(-1, 0.3), rng.normal(-1, 0.3),
+                                 rng.uniform(0.05, 0.5)],
     }[law_name]  # fmt: skip
     theta = np.array([rows() for _ in range(5)])
     return law, logx, theta

@@ -12,6 +12,9 @@ One module per family of forms:
     ``y = a + b·x^(-c0)·Π_i (1 + (x/d_i)^(1/f_i))^(-c_i·f_i)`` (Caballero et al. 2022).
 :mod:`analysis.laws.kaplan`
     ``kaplan``: ``L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D`` (Kaplan et al. 2020).
+:mod:`analysis.laws.overtraining`
+    ``overtraining``: ``L = E + (A·M^eta + B·M^(-eta))·C^(-eta)``, ``M = D/N``
+    (Gadre et al. 2024).
 
 :mod:`analysis.laws.base` holds :class:`Law`, :mod:`analysis.laws.jets` the exact
 first and second derivatives the laws' log-predictions are written with. Parameters
@@ -23,6 +26,7 @@ from __future__ import annotations
 from analysis.laws.base import Law
 from analysis.laws.broken import BNSL, BNSL2, BrokenPowerLaw
 from analysis.laws.kaplan import Kaplan
+from analysis.laws.overtraining import Overtraining
 from analysis.laws.powers import Chinchilla, PowerLaw, SaturatingPowerLaw, SumOfPowers
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "Chinchilla",
     "Kaplan",
     "Law",
+    "Overtraining",
     "PowerLaw",
     "SaturatingPowerLaw",
     "SumOfPowers",
@@ -38,7 +43,16 @@ __all__ = [
 ]
 
 LAWS: dict[str, Law] = {
-    law.name: law for law in (PowerLaw(), SaturatingPowerLaw(), Chinchilla(), BNSL, BNSL2, Kaplan())
+    law.name: law
+    for law in (
+        PowerLaw(),
+        SaturatingPowerLaw(),
+        Chinchilla(),
+        BNSL,
+        BNSL2,
+        Kaplan(),
+        Overtraining(),
+    )
 }
 
 
