@@ -160,11 +160,13 @@ def backtest(
         :func:`analysis.fit.min_points`).
     """
     form = get_law(law)
-    if form.name in DEFAULT_COLUMNS:  # overtraining: C and M, the largest compute held out
+    if form.name in DEFAULT_COLUMNS:  # overtraining, data_constrained: largest compute out
         x_cols = DEFAULT_COLUMNS[form.name]
         if "tokens_per_param" in x_cols and "tokens_per_param" not in df.columns:
             df = df.assign(tokens_per_param=df["tokens"] / df["params"])
-        size, largest = df["flops"], "compute C (flops)"
+        has_flops = "flops" in df.columns
+        size = df["flops"] if has_flops else 6 * df["params"] * df["tokens"]
+        largest = "compute C (flops)" if has_flops else "compute C = 6ND"
     elif form.n_inputs == 2:
         x_cols = ["params", "tokens"]
         has_flops = "flops" in df.columns
@@ -189,6 +191,10 @@ def backtest(
         held_out = f"the {k} row(s) with the largest {largest}"
     result = fit_frame(train, form, x=x_cols if len(x_cols) > 1 else x_cols[0], y=y, **fit_kw)
     inputs = [held[c].to_numpy(dtype=float) for c in x_cols]
+    if form.name == "data_constrained":
+        from analysis.laws.repeated import repetition_inputs
+
+        inputs = list(repetition_inputs(*inputs))
     predicted = result.predict(*inputs)
     actual = held[y].to_numpy(dtype=float)
     if result.bootstrap is not None and len(result.bootstrap):

@@ -41,9 +41,18 @@ PROG = "scaling-analyze"
 #: Default bootstrap resamples: enough for stable 95 % percentile intervals (the 2.5 %
 #: tail holds 5 samples) while keeping a chinchilla fit to seconds.
 DEFAULT_BOOTSTRAP = 200
-LAWS = ("power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan", "overtraining")
-# laws of two inputs that read fixed columns (analysis.fit.fit_frame): --x does not apply
-TWO_INPUT_LAWS = ("chinchilla", "kaplan", "overtraining")
+LAWS = (
+    "power",
+    "saturating",
+    "chinchilla",
+    "bnsl",
+    "bnsl2",
+    "kaplan",
+    "overtraining",
+    "data_constrained",
+)
+# laws of several inputs that read fixed columns (analysis.fit.fit_frame): no --x
+TWO_INPUT_LAWS = ("chinchilla", "kaplan", "overtraining", "data_constrained")
 
 
 # --------------------------------------------------------------------------------------
@@ -416,8 +425,9 @@ def _add_law_options(p: argparse.ArgumentParser, curves_help: str = "") -> None:
         help="power: y = a x^k; saturating: y = E + A x^-alpha; chinchilla: L = E + A/N^alpha "
         "+ B/D^beta; bnsl, bnsl2: broken power laws with 1 or 2 breaks; kaplan: L = "
         "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D; overtraining: L = E + (A M^eta + "
-        "B M^-eta) C^-eta with M = tokens/params (Gadre et al.) (default: chinchilla where N "
-        "and D vary independently, else saturating)",
+        "B M^-eta) C^-eta with M = tokens/params (Gadre et al.); data_constrained: chinchilla "
+        "in effective N', D' of repeated data, from the unique_tokens column (Muennighoff et "
+        "al.) (default: chinchilla where N and D vary independently, else saturating)",
     )
     p.add_argument("--x", metavar="COL", help="input column for power/saturating (default params)")
     p.add_argument(
@@ -889,7 +899,10 @@ def _load_runs_and_curves(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Da
 
 def _fit_columns(law: str, x: str | None, y: str | None) -> tuple[list[str], str]:
     if law in TWO_INPUT_LAWS:
-        columns = ["flops", "tokens"] if law == "overtraining" else ["params", "tokens"]
+        columns = {
+            "overtraining": ["flops", "tokens"],
+            "data_constrained": ["params", "tokens", "unique_tokens"],
+        }.get(law, ["params", "tokens"])
         if x is not None:
             raise ValueError(f"--x does not apply to {law}, which uses {' and '.join(columns)}")
         if law == "overtraining":

@@ -406,7 +406,7 @@ def _fit_newton(
     # (Every law says how its coordinates move with the centre: Law.shift.)
     logx = np.log(np.vstack(xs))
     logy = np.log(y)
-    centre = centre_of(logx)
+    centre = centre_of(logx, law)
     prob = law.problem(logx - centre[:, None], logy, delta)
     # Weights: 1 per point for the sum, 1/n for the mean. The gradient tolerance is per
     # unit weight, so it is gtol * n on the sum and gtol on the mean.
@@ -534,7 +534,10 @@ def _intervals(
 
 #: The input columns a law of several inputs reads when ``x`` is not given (else
 #: ``params`` and ``tokens`` for two inputs, ``params`` for one).
-DEFAULT_COLUMNS: dict[str, list[str]] = {"overtraining": ["flops", "tokens_per_param"]}
+DEFAULT_COLUMNS: dict[str, list[str]] = {
+    "overtraining": ["flops", "tokens_per_param"],
+    "data_constrained": ["params", "tokens", "unique_tokens"],
+}
 
 
 def fit_frame(
@@ -551,7 +554,9 @@ def fit_frame(
 
     ``chinchilla`` and ``kaplan`` use ``params`` and ``tokens`` unless ``x`` names two
     other columns, ``overtraining`` ``flops`` and ``tokens_per_param`` (``tokens /
-    params`` when the table has no such column);
+    params`` when the table has no such column), ``data_constrained`` ``params``,
+    ``tokens`` and ``unique_tokens`` (turned into the ratios it reads,
+    :func:`analysis.laws.repeated.repetition_inputs`);
     ``power`` and ``saturating`` use ``x`` (default ``"params"``). Error messages name
     the offending column. Other keywords go to :func:`fit`.
 
@@ -581,6 +586,12 @@ def fit_frame(
             f"(it has: {', '.join(map(str, df.columns))})"
         )
     arrays = tuple(df[c].to_numpy(dtype=float) for c in cols)
+    if law.name == "data_constrained" and len(arrays) == 3:
+        from analysis.laws.repeated import repetition_inputs
+
+        # N, D and the unique tokens -> N, D and the repetition ratios the law reads
+        arrays = repetition_inputs(*arrays)
+        cols = [cols[0], cols[1], "rho_N", "rho_D"]
     if groups is None:
         labels, kind = None, "points"
     elif groups == "auto":

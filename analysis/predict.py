@@ -305,7 +305,7 @@ def predict(
         "flops": _array(flops, "flops"),
     }
     sizes = _array(ladder, "ladder")
-    if result.law_form.n_inputs == 2:
+    if result.law_form.n_inputs >= 2:
         if result.law != "chinchilla":
             raise ValueError(
                 f"predict takes chinchilla or a law of one variable, not {result.law!r}"

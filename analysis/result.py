@@ -226,7 +226,7 @@ class FitResult:
         for i, (name, value) in enumerate(zip(names, xs, strict=True)):
             top = float(np.max(self.x[i])) if have else math.nan
             out[name] = value / top
-        if law.variables == ("N", "D"):
+        if law.variables[:2] == ("N", "D"):
             top = float(np.max(self.x[0] * self.x[1])) if have else math.nan
             out["flops"] = xs[0] * xs[1] / top
         return out

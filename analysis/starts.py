@@ -45,15 +45,19 @@ def grid_points(
     if law.grid_centred:
         # The fixed values are set in centred coordinates too, where they are the same
         # (an exponent), before undoing the centring; the rest is imposed after it.
-        points = law.shift(cons.impose(points), centre_of(logx), +1.0)
+        points = law.shift(cons.impose(points), centre_of(logx, law), +1.0)
     points = cons.impose(points)
     _, first = np.unique(points, axis=0, return_index=True)
     return points[np.sort(first)]
 
 
-def centre_of(logx: np.ndarray) -> np.ndarray:
-    """Where the fitter centres ``log x``: the mean of each input over the data."""
-    return logx.mean(axis=1)
+def centre_of(logx: np.ndarray, law: Law | None = None) -> np.ndarray:
+    """Where the fitter centres ``log x``: the mean of each input over the data, 0 for
+    the inputs ``law`` reads uncentred (:attr:`Law.centred_inputs`)."""
+    centre = logx.mean(axis=1)
+    if law is not None:
+        centre = np.where(np.asarray(law.centred_inputs[: len(centre)], dtype=bool), centre, 0.0)
+    return centre
 
 
 def starts(
@@ -65,7 +69,7 @@ def starts(
     cons: Constraints | None,
 ) -> np.ndarray:
     """The starts in centred internal coordinates (all of them, free or not)."""
-    centre = centre_of(logx)
+    centre = centre_of(logx, law)
     if init is not None:
         if cons is not None:  # fixed and tied parameters may be left out of init
             init = {**{p: 1.0 for p in (*cons.fixed, *cons.tied)}, **init}

@@ -739,3 +739,28 @@ def test_overtraining_fits_from_a_table_of_params_tokens_and_flops(tmp_path, cap
     result = json.loads(out)
     assert result["params"]["eta"] == pytest.approx(0.15, rel=1e-6)
     assert result["derived"]["M_opt"] == pytest.approx(19.96, abs=0.01)
+
+
+def test_data_constrained_fits_from_a_unique_tokens_column(tmp_path, capsys):
+    """Runs repeating 1-40 epochs of their unique data, from a known truth: the CLI turns
+    params, tokens and unique_tokens into the law's ratios and prints the half-life of
+    repeated data, R*_D ln 2 = 15.4 x 0.693 = 10.67 epochs."""
+    from analysis.laws import get_law
+    from analysis.laws.repeated import repetition_inputs
+
+    truth = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353,
+             "R_N": 5.3, "R_D": 15.4}  # fmt: skip
+    n = np.repeat(np.geomspace(1e7, 1e9, 6), 21)
+    u = np.tile(np.repeat([2e8, 1e9, 5e9], 7), 6)
+    d = u * np.tile([0.5, 1, 2, 4, 8, 16, 40], 18)
+    loss = get_law("data_constrained").predict(truth, *repetition_inputs(n, d, u))
+    table = tmp_path / "runs.csv"
+    frame = pd.DataFrame({"params": n, "tokens": d, "unique_tokens": u, "loss": loss})
+    frame.to_csv(table, index=False)
+    code, out, err = run_main(capsys, "fit", table, "--law", "data_constrained", "--json")
+    assert code == 0, err
+    assert json.loads(out)["derived"]["half_life_D"] == pytest.approx(10.67, abs=0.01)
+    frame.drop(columns="unique_tokens").to_csv(table, index=False)
+    code, _, err = run_main(capsys, "fit", table, "--law", "data_constrained")
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1 and "missing or empty: unique_tokens" in errors[0]

@@ -22,7 +22,8 @@ NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 def test_registry_names_and_parameters() -> None:
     assert set(LAWS) == {
-        "power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan", "overtraining"
+        "power", "saturating", "chinchilla", "bnsl", "bnsl2", "kaplan", "overtraining",
+        "data_constrained",
     }  # fmt: skip
     assert get_law("overtraining").param_names == ("E", "A", "B", "eta")
     assert get_law("bnsl").param_names == ("a", "b", "c0", "c1", "d1", "f1")
@@ -40,7 +41,7 @@ def test_registry_names_and_parameters() -> None:
 
 def test_unknown_law_lists_the_known_ones() -> None:
     with pytest.raises(
-        ValueError, match="unknown law .hyperbolic.*bnsl, bnsl2, chinchilla, kaplan, overtraining, power"
+        ValueError, match="unknown law .hyperbolic.*bnsl, bnsl2, chinchilla, data_constrained, kaplan"
     ):
         get_law("hyperbolic")
 
@@ -123,6 +124,31 @@ def test_new_laws_predict_hand_computed_values() -> None:
     assert law.predict(over, np.array([16.0]), np.array([4.0])) == pytest.approx([3.5], rel=1e-12)
     assert law.derived(np.array([1.0, 3.0, 8.0, 0.5]))["M_opt"] == pytest.approx(8.0 / 3.0)
     assert law.formula() == "L = E + (A*M^eta + B*M^-eta) * C^-eta"
+
+
+
+def test_data_constrained_predicts_by_hand_and_reads_its_ratios() -> None:
+    from analysis.laws.repeated import repetition_inputs
+
+    # N = 1e9 on U = 1e10 unique tokens: U_N = min(N, U/20) = 5e8, rho_N = 2; D = 3e10
+    # tokens are 3 epochs, rho_D = 3
+    n, d, rho_n, rho_d = repetition_inputs(np.array([1e9]), np.array([3e10]), np.array([1e10]))
+    assert (rho_n, rho_d) == (pytest.approx([2.0]), pytest.approx([3.0]))
+    # R* = 1: N' = U_N (1 + (1 - e^-1)), D' = U (1 + (1 - e^-2)); alpha = beta = 1
+    p = {"E": 1.0, "A": 1e9, "B": 1e10, "alpha": 1.0, "beta": 1.0, "R_N": 1.0, "R_D": 1.0}
+    expected = 1.0 + 1e9 / (5e8 * (2 - np.exp(-1))) + 1e10 / (1e10 * (2 - np.exp(-2)))
+    law = get_law("data_constrained")
+    assert law.predict(p, n, d, rho_n, rho_d) == pytest.approx([expected], rel=1e-12)
+    # no repetition: Chinchilla's law
+    chin = {k: p[k] for k in ("E", "A", "B", "alpha", "beta")}
+    ones = np.array([1.0])
+    assert law.predict(p, n, d, ones, ones) == pytest.approx(
+        get_law("chinchilla").predict(chin, n, d), rel=1e-12
+    )
+    halves = law.derived(np.array([1.0, 1.0, 1.0, 0.3, 0.3, 5.0, 15.0]))
+    assert halves["half_life_D"] == pytest.approx(15 * np.log(2))
+    with pytest.raises(ValueError, match="every unique_tokens must be finite and > 0"):
+        repetition_inputs(n, d, np.array([0.0]))
 
 
 def test_broken_law_bends_from_one_slope_to_the_next() -> None:

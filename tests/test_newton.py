@@ -23,6 +23,8 @@ def _data(law_name: str, rng: np.random.Generator, n: int = 30):
     """Centred log inputs, and rows of centred internal coordinates near a sane law."""
     law = get_law(law_name)
     logx = rng.uniform(-3, 3, (law.n_inputs, n))
+    if law_name == "data_constrained":  # log rho_N, log rho_D >= 0: up to 20 repetitions
+        logx[2:] = rng.uniform(0, 3, (2, n))
     rows = {
         "saturating": lambda: [rng.normal(0.5, 0.2), rng.normal(1, 0.3), rng.uniform(0.2, 0.6)],
         "chinchilla": lambda: [rng.normal(0.5, 0.2), rng.normal(1, 0.3), rng.normal(1, 0.3),
@@ -34,6 +36,10 @@ def _data(law_name: str, rng: np.random.Generator, n: int = 30):
                           rng.normal(-0.3, 0.3), rng.normal(1, 0.5), rng.normal(-0.5, 0.3)],
         "kaplan": lambda: [rng.normal(8, 1), rng.normal(6, 1), rng.uniform(0.05, 0.3),
                            rng.uniform(0.05, 0.3)],
+        "data_constrained": lambda: [rng.normal(0.5, 0.2), rng.normal(1, 0.3),
+                                     rng.normal(1, 0.3), rng.uniform(0.2, 0.6),
+                                     rng.uniform(0.2, 0.6), rng.normal(1.5, 0.5),
+                                     rng.normal(2.5, 0.5)],
         "overtraining": lambda: [rng.normal(0.3, 0.2), rng.normal(-1, 0.3), rng.normal(-1, 0.3),
                                  rng.uniform(0.05, 0.5)],
     }[law_name]  # fmt: skip

@@ -12,6 +12,9 @@ One module per family of forms:
     ``y = a + b·x^(-c0)·Π_i (1 + (x/d_i)^(1/f_i))^(-c_i·f_i)`` (Caballero et al. 2022).
 :mod:`analysis.laws.kaplan`
     ``kaplan``: ``L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D`` (Kaplan et al. 2020).
+:mod:`analysis.laws.repeated`
+    ``data_constrained``: Chinchilla's law in effective parameters and tokens when data
+    repeat (Muennighoff et al. 2023).
 :mod:`analysis.laws.overtraining`
     ``overtraining``: ``L = E + (A·M^eta + B·M^(-eta))·C^(-eta)``, ``M = D/N``
     (Gadre et al. 2024).
@@ -28,11 +31,13 @@ from analysis.laws.broken import BNSL, BNSL2, BrokenPowerLaw
 from analysis.laws.kaplan import Kaplan
 from analysis.laws.overtraining import Overtraining
 from analysis.laws.powers import Chinchilla, PowerLaw, SaturatingPowerLaw, SumOfPowers
+from analysis.laws.repeated import DataConstrained
 
 __all__ = [
     "LAWS",
     "BrokenPowerLaw",
     "Chinchilla",
+    "DataConstrained",
     "Kaplan",
     "Law",
     "Overtraining",
@@ -52,6 +57,7 @@ LAWS: dict[str, Law] = {
         BNSL2,
         Kaplan(),
         Overtraining(),
+        DataConstrained(),
     )
 }
 

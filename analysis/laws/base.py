@@ -148,6 +148,12 @@ class Law:
         raise ValueError(f"law {self.name!r} is fitted in closed form and has no grid")
 
     @property
+    def centred_inputs(self) -> tuple[bool, ...]:
+        """Per input, whether the fitter centres its log on the data (all, unless a law
+        needs an input's own value, as the repetition ratios of ``data_constrained``)."""
+        return (True,) * self.n_inputs
+
+    @property
     def grid_centred(self) -> bool:
         """Whether :meth:`default_grid` (and a grid given to the fitter) is in coordinates
         centred on the data (``log x`` less its mean, see :meth:`shift`) rather than
