@@ -87,6 +87,9 @@ class DownstreamFits:
         Power law ``dL = a·N^k`` per compression variant, best-trained model per size.
     per_source, compression_table
         Mean error per source model (over seeds); loss increase per model and variant.
+    baselines
+        Test accuracy of the task's baselines (``majority``, ``bag_of_tokens``: the
+        fine-tuning job's :mod:`scaling.baselines`), when the records carry them.
     notes
         Why a fit is missing, keyed like the attributes (``compression:<variant>``).
     """
@@ -97,6 +100,7 @@ class DownstreamFits:
     compression: dict[str, FitResult] = field(default_factory=dict)
     per_source: pd.DataFrame | None = None
     compression_table: pd.DataFrame | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
 
     def two_step(self, params: Any) -> np.ndarray:
@@ -221,6 +225,10 @@ def compute_downstream_fits(
         points = per_source(finetune)
         sizes = best_per_size(points)
         out.per_source = points
+        for name in ("majority", "bag_of_tokens"):
+            column = finetune.get(f"{name}_accuracy")
+            if column is not None and column.notna().any():
+                out.baselines[name] = float(column.dropna().iloc[0])
         out.error_vs_params = attempt(
             "error_vs_params",
             lambda: fit_error_vs_params(finetune, bootstrap=bootstrap, seed=seed),
@@ -264,6 +272,12 @@ def format_downstream(fits: DownstreamFits) -> str:
         p = fits.per_source
         chance = float(p["chance_accuracy"].iloc[0])
         lines.append(f"fine-tuning: test accuracy per model (chance {chance:.3f})")
+        if fits.baselines:
+            names = {"majority": "majority class", "bag_of_tokens": "bag-of-tokens logistic"}
+            lines.append(
+                "  baselines on the same test split: "
+                + ", ".join(f"{names[k]} {v:.3f}" for k, v in fits.baselines.items())
+            )
         lines.append(
             f"  {'N':>10} {'d_model':>7} {'tokens':>10} {'pretrain L':>10} {'accuracy':>9} "
             f"{'seeds':>5}"
@@ -325,7 +339,7 @@ def format_downstream(fits: DownstreamFits) -> str:
 
 def fits_to_dict(fits: DownstreamFits) -> dict[str, Any]:
     """JSON-ready fits, per-size points and notes."""
-    out: dict[str, Any] = {"notes": dict(fits.notes)}
+    out: dict[str, Any] = {"notes": dict(fits.notes), "baselines": dict(fits.baselines)}
     for name in ("error_vs_params", "loss_vs_params", "error_vs_loss"):
         fit = getattr(fits, name)
         out[name] = fit.to_dict() if fit is not None else None

@@ -20,6 +20,10 @@ For each completed source run with saved weights (see :mod:`scaling.sources`):
    evaluations without a better one, training stops early.
 5. Restore the best weights and score the held-out test split once.
 
+Every record also carries the task's baselines (:mod:`scaling.baselines`: the majority
+class and a bag-of-tokens logistic regression on the same windows), computed once per
+task into ``baselines-<fingerprint>.json`` beside the records.
+
 Records land in ``<results_dir>/<sweep>/<run_id>/`` (by default ``<source>-finetune``
 beside the source sweep): ``config.yaml`` (what identifies the run: job, source run,
 task, settings, seed), ``metrics.jsonl`` (one line per evaluation: ``step, examples,
@@ -42,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from scaling import results
+from scaling.baselines import ensure_baselines
 from scaling.data import DataSpec, load_tokenizer
 from scaling.sources import SourceRun
 from scaling.tasks import Split, TaskSpec, build_task
@@ -163,6 +168,8 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         raise ValueError(f"task.length={length} exceeds the model's context ({context})")
     tokenizer = load_tokenizer(DataSpec.from_config(source.config["data"]))
     task = build_task(spec, tokenizer, length)
+    # what the model must beat, on the same windows (once per task, scaling/baselines.py)
+    base = ensure_baselines(task, int(source.summary["vocab_size"]), out.parent)
     train_split = task.splits["train"]
     batch_size = min(int(fcfg["batch_size"]), len(train_split))
     eval_batch = 2 * batch_size  # no gradients to hold: twice the batch fits
@@ -190,6 +197,11 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         "status": "running",
         **source.record_fields(),
         "task": task.describe(),
+        "baselines": {
+            "majority_test_accuracy": base["majority"]["test_accuracy"],
+            "bag_of_tokens_test_accuracy": base["bag_of_tokens"]["test_accuracy"],
+            "bag_of_tokens_C": base["bag_of_tokens"]["C"],
+        },
         # the same task and settings whatever the model and seed: what groups the runs of
         # one configuration together when a sweep tries several (e.g. learning rates)
         "setting": results.run_id({**config, "source_run": None, "seed": None}),
@@ -271,7 +283,9 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     model.load_state_dict(best_state)
     test_loss, test_acc = evaluate(model, task.splits["test"], eval_batch, device, dtype)
     print(
-        f"[{out.name}] test accuracy {test_acc:.3f} (chance {task.chance_accuracy:.3f}), "
+        f"[{out.name}] test accuracy {test_acc:.3f} (chance {task.chance_accuracy:.3f}, "
+        f"majority {base['majority']['test_accuracy']:.3f}, bag of tokens "
+        f"{base['bag_of_tokens']['test_accuracy']:.3f}), "
         f"best step {best['step']}, {'stopped early' if stopped_early else 'ran to the end'} "
         f"at step {step}",
         flush=True,

@@ -47,8 +47,9 @@ def source_fields(i, n, loss, tokens=1e8):
 
 
 def write_finetune(
-    root, errors, losses, *, seeds=(0,), status="completed", setting="s0", val_shift=0.0
-):
+    root, errors, losses, *, seeds=(0,), status="completed", setting="s0", val_shift=0.0,
+    baselines=None,
+):  # fmt: skip
     for i, (n, err, loss) in enumerate(zip(SIZES, errors, losses, strict=False)):
         for seed in seeds:
             write_record(
@@ -67,6 +68,7 @@ def write_finetune(
                 best_step=80,
                 stopped_early=True,
                 seed=seed,
+                **({"baselines": baselines} if baselines else {}),
             )
 
 
@@ -252,3 +254,28 @@ def test_the_analysis_side_never_imports_torch():
         "assert 'torch' not in sys.modules; assert 'matplotlib' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_baselines_recorded_by_the_job_are_reported_and_drawn(tmp_path, capsys):
+    from analysis.cli import main
+
+    losses = sat(LOSS_N, SIZES)
+    base = {"majority_test_accuracy": 0.125, "bag_of_tokens_test_accuracy": 0.41,
+            "bag_of_tokens_C": 1.0}  # fmt: skip
+    write_finetune(tmp_path / "s-finetune", err_of_loss(losses), losses, baselines=base)
+    (tmp_path / "s").mkdir()
+    finetune = load_finetune(tmp_path / "s-finetune")
+    assert set(finetune["bag_of_tokens_accuracy"]) == {0.41}
+    fits = compute_downstream_fits(finetune, None, bootstrap=0)
+    assert fits.baselines == {"majority": 0.125, "bag_of_tokens": 0.41}
+    assert "majority class 0.125, bag-of-tokens logistic 0.410" in format_downstream(fits)
+    code = main(["downstream", str(tmp_path / "s"), "--bootstrap", "0", "--json",
+                 "--out", str(tmp_path / "plots"), "--format", "svg"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["baselines"]["bag_of_tokens"] == 0.41
+    svg = (tmp_path / "plots" / "downstream_error_vs_params.svg").read_text()
+    assert "bag of tokens baseline (0.590)" in svg  # the line's legend: error = 1 - 0.41
+    # records written before baselines were: no line, no crash
+    write_finetune(tmp_path / "old-finetune", err_of_loss(losses), losses)
+    old = compute_downstream_fits(load_finetune(tmp_path / "old-finetune"), None, bootstrap=0)
+    assert old.baselines == {} and "baselines" not in format_downstream(old)

@@ -56,6 +56,12 @@ def test_every_model_is_fine_tuned_and_beats_chance(finetuned, sweep):
         assert r["params_nonembed"] == src.summary["params_nonembed"]
         assert r["lr"] == pytest.approx(0.1 * src.summary["optim"]["lr"])  # the lr_factor rule
         assert r["setting"] == next(iter(recs.values()))["setting"]  # one setting, two models
+        # the task's baselines, computed once beside the records: majority is chance on
+        # balanced classes; the bag of tokens does far better
+        (kept,) = finetuned.glob("baselines-*.json")
+        assert kept.name == f"baselines-{r['task']['fingerprint'][:16]}.json"
+        assert r["baselines"]["majority_test_accuracy"] == 0.25
+        assert r["baselines"]["bag_of_tokens_test_accuracy"] > 0.35
         # the record's identity is its config; and its curve is there
         config = yaml.safe_load((finetuned / rid / "config.yaml").read_text())
         assert results.run_id(config) == rid

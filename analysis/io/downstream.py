@@ -9,6 +9,7 @@ source model's size and pretraining loss as columns.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -120,14 +121,16 @@ def load_finetune(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
     pandas.DataFrame
         ``run, source_run, family, d_model, n_layers, params, params_*, pretrain_loss,
         pretrain_tokens, pretrain_flops, task, n_classes, chance_accuracy, test_accuracy,
-        test_error, test_loss, val_accuracy, step, best_step, stopped_early, seed, path``,
-        sorted by size.
+        test_error, test_loss, majority_accuracy, bag_of_tokens_accuracy (the task's
+        baselines on the same test split, NaN in older records), val_accuracy, step,
+        best_step, stopped_early, seed, path``, sorted by size.
     """
     if params not in PARAM_CONVENTIONS:
         raise DataError(f"params={params!r}: expected one of {', '.join(PARAM_CONVENTIONS)}")
     rows = []
     for directory, r in _records(path, "finetune"):
         task = r.get("task") or {}
+        base = r.get("baselines") or {}  # absent in records written before baselines were
         rows.append(
             {
                 "run": r["run_id"],
@@ -139,6 +142,8 @@ def load_finetune(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
                 "test_accuracy": r.get("test_accuracy"),
                 "test_error": 1.0 - r["test_accuracy"],
                 "test_loss": r.get("test_loss"),
+                "majority_accuracy": base.get("majority_test_accuracy", math.nan),
+                "bag_of_tokens_accuracy": base.get("bag_of_tokens_test_accuracy", math.nan),
                 "val_accuracy": r.get("val_accuracy"),
                 "step": r.get("step"),
                 "best_step": r.get("best_step"),

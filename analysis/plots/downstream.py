@@ -39,6 +39,15 @@ def _title(text: str, prefix: str | None) -> str:
     return f"{prefix}: {text}" if prefix else text
 
 
+def _baseline_lines(ax: Any, fits: DownstreamFits) -> None:
+    """The task's baselines as horizontal lines of error (1 - their test accuracy)."""
+    styles = {"majority": ("majority class", "-."), "bag_of_tokens": ("bag of tokens", "--")}
+    for name, accuracy in fits.baselines.items():
+        label, ls = styles[name]
+        error = 1.0 - accuracy
+        ax.axhline(error, color="C2", ls=ls, lw=1, label=f"{label} baseline ({error:.3f})")
+
+
 def error_vs_params_figure(
     finetune: pd.DataFrame,
     fits: DownstreamFits,
@@ -72,6 +81,7 @@ def error_vs_params_figure(
         ax.plot(grid, fits.two_step(grid), color="C3", ls="--", label="two-step: Err(L(N))")
     chance_error = 1.0 - float(points["chance_accuracy"].iloc[0])
     ax.axhline(chance_error, color=".4", ls=":", lw=1, label=f"chance ({chance_error:.3f})")
+    _baseline_lines(ax, fits)
     ax.set_xscale("log")
     ax.set_xlabel(_params_label(convention))
     ax.set_ylabel("test error (1 - accuracy)")
@@ -115,8 +125,10 @@ def error_vs_loss_figure(
             )
     chance_error = 1.0 - float(points["chance_accuracy"].iloc[0])
     ax.axhline(chance_error, color=".4", ls=":", lw=1, label=f"chance ({chance_error:.3f})")
+    _baseline_lines(ax, fits)
     # an error rate lives in [0, 1]; a wide band beyond the data is not worth the axis
-    low = float(finetune["test_error"].min())
+    # (the baselines kept in view)
+    low = min([float(finetune["test_error"].min())] + [1 - a for a in fits.baselines.values()])
     ax.set_ylim(max(0.0, low - 0.5 * (chance_error - low) - 0.02), min(1.0, chance_error + 0.05))
     ax.set_xlabel("pretraining validation loss L (nats/token)")
     ax.set_ylabel("test error (1 - accuracy)")
