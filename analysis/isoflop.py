@@ -126,9 +126,9 @@ def approach2(
     method
         ``"porian"`` (default): the parabola through the sizes within a factor
         ``span`` of the group's lowest run (at least three: else the three nearest in
-        ``ln N``), each vertex's
-        uncertainty from ``bootstrap`` parametric resamples with the noise the
-        parabolas leave (pooled over the groups), and a regression weighted by them.
+        ``ln N``), each vertex's uncertainty from ``bootstrap`` parametric resamples
+        with the noise the parabolas leave (pooled over the groups), and a regression
+        weighted by them.
         ``"hoffmann"``: the parabola through every size, an unweighted regression.
     span
         ``"porian"``: how far from the lowest run, as a factor in N either way, the
