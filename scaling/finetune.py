@@ -8,9 +8,11 @@ For each completed source run with saved weights (see :mod:`scaling.sources`):
 1. Build the task (:mod:`scaling.tasks`) with the source's own tokenizer, examples as long
    as its context unless ``task.length`` says otherwise.
 2. Load the pretrained body into ``AutoModelForSequenceClassification`` (the run's saved
-   HF config names the architecture); the linear head on the last token is new, seeded
-   by ``seed``. The pad id is the tokenizer's end-of-document id, which never occurs in
-   a text, so the head reads the last real token of every example.
+   HF config names the architecture); its linear head is new, seeded by ``seed``, and
+   reads, by ``finetune.head`` (:func:`logits_of`), the last real token of each example
+   (``last``, the library's own), or the mean or the maximum over its real tokens of
+   the final hidden states (``mean``, ``max``). The pad id is the tokenizer's
+   end-of-document id, which never occurs in a text.
 3. Train every weight with AdamW: linear warmup, then linear decay to zero at
    ``max_steps``. The peak learning rate is ``finetune.lr``, or by default
    ``lr_factor`` times the source's own peak pretraining rate -- the pretraining rule
@@ -119,7 +121,32 @@ def load_classifier(model_dir: str | Path, num_labels: int, pad_id: int, seed: i
     return model
 
 
-def evaluate(model, split: Split, batch_size: int, device, dtype: str) -> tuple[float, float]:
+#: What the classification head reads (``finetune.head``).
+HEADS = ("last", "mean", "max")
+
+
+def logits_of(model, input_ids: torch.Tensor, head: str, pad_id: int) -> torch.Tensor:
+    """The classifier's logits for ``input_ids``, its head reading what ``head`` says.
+
+    ``last``: the hidden state of the last token that is not padding (the library's own
+    pooling). ``mean``, ``max``: the mean or the element-wise maximum of the final hidden
+    states over the example's real tokens -- padding comes after the text, and a causal
+    model's real tokens never attend to it, so no attention mask is needed.
+    """
+    if head == "last":
+        return model(input_ids=input_ids).logits
+    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    real = (input_ids != pad_id).unsqueeze(-1)
+    if head == "mean":
+        pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1)
+    else:
+        pooled = hidden.masked_fill(~real, float("-inf")).amax(1)
+    return model.score(pooled)
+
+
+def evaluate(
+    model, split: Split, batch_size: int, device, dtype: str, head: str = "last", pad_id: int = 0
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``split``."""
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -127,7 +154,7 @@ def evaluate(model, split: Split, batch_size: int, device, dtype: str) -> tuple[
         for i in range(0, len(split), batch_size):
             x = torch.from_numpy(split.x[i : i + batch_size]).to(device)
             y = torch.from_numpy(split.y[i : i + batch_size]).to(device)
-            logits = model(input_ids=x).logits.float()
+            logits = logits_of(model, x, head, pad_id).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()
     model.train()
@@ -155,6 +182,9 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     """Fine-tune the model of ``source`` as ``config`` says; write and return its summary."""
     t0 = time.perf_counter()
     fcfg, seed = config["finetune"], config["seed"]
+    head = fcfg.get("head", "last")
+    if head not in HEADS:
+        raise ValueError(f"finetune.head={head!r}: expected one of {', '.join(HEADS)}")
     if fcfg.get("threads"):
         torch.set_num_threads(int(fcfg["threads"]))
     device = pick_device(fcfg["device"])
@@ -228,7 +258,9 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     model.train()
     while True:
         if step % fcfg["eval_every"] == 0 or step == max_steps:
-            val_loss, val_acc = evaluate(model, task.splits["val"], eval_batch, device, dtype)
+            val_loss, val_acc = evaluate(
+                model, task.splits["val"], eval_batch, device, dtype, head, task.pad_id
+            )
             metrics.append(
                 {
                     "step": step,
@@ -266,7 +298,7 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         x = torch.from_numpy(train_split.x[idx]).to(device)
         y = torch.from_numpy(train_split.y[idx]).to(device)
         with autocast(device, dtype):
-            logits = model(input_ids=x).logits
+            logits = logits_of(model, x, head, task.pad_id)
         loss = F.cross_entropy(logits.float(), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step}")
@@ -281,7 +313,9 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
 
     # the held-out test, once, with the weights of the best validation evaluation
     model.load_state_dict(best_state)
-    test_loss, test_acc = evaluate(model, task.splits["test"], eval_batch, device, dtype)
+    test_loss, test_acc = evaluate(
+        model, task.splits["test"], eval_batch, device, dtype, head, task.pad_id
+    )
     print(
         f"[{out.name}] test accuracy {test_acc:.3f} (chance {task.chance_accuracy:.3f}, "
         f"majority {base['majority']['test_accuracy']:.3f}, bag of tokens "

@@ -142,3 +142,33 @@ def test_schedule_and_batches():
     epoch = [next(sampler) for _ in range(2)]  # whole batches only: 8 of 10 examples
     assert len(set(np.concatenate(epoch))) == 8
     assert not np.array_equal(next(sampler), epoch[0])  # a new permutation next epoch
+
+
+def test_the_mean_and_max_heads_read_only_the_real_tokens(sweep):
+    """Every head ignores padding after the text; on a one-token example all three read
+    the same hidden state, so their logits agree; on longer ones they differ."""
+    src = find_sources(sweep)[0][0]
+    clf = finetune.load_classifier(src.model_dir, num_labels=4, pad_id=256, seed=0).eval()
+    x = torch.randint(0, 256, (2, 40))
+    padded = torch.cat([x, torch.full((2, 24), 256)], dim=1)
+    one = torch.cat([x[:, :1], torch.full((2, 63), 256)], dim=1)
+    with torch.no_grad():
+        out = {h: finetune.logits_of(clf, padded, h, 256) for h in finetune.HEADS}
+        for head in finetune.HEADS:
+            bare = finetune.logits_of(clf, x, head, 256)
+            assert torch.allclose(out[head], bare, atol=1e-5), head
+        singles = [finetune.logits_of(clf, one, h, 256) for h in finetune.HEADS]
+    assert all(torch.allclose(singles[0], s, atol=1e-5) for s in singles[1:])
+    assert not torch.allclose(out["last"], out["mean"], atol=1e-3)
+    assert not torch.allclose(out["mean"], out["max"], atol=1e-3)
+
+
+def test_an_unknown_head_is_refused_before_anything_is_written(sweep, tmp_path):
+    from omegaconf import OmegaConf
+
+    src = find_sources(sweep)[0][0]
+    cfg = compose("experiment=finetune", f"source={sweep}", *QUICK, "finetune.head=cls")
+    config = finetune.record_config(OmegaConf.to_container(cfg, resolve=True), src)
+    with pytest.raises(ValueError, match="finetune.head='cls': expected one of last, mean, max"):
+        finetune.execute(config, src, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
