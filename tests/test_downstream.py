@@ -279,3 +279,26 @@ def test_baselines_recorded_by_the_job_are_reported_and_drawn(tmp_path, capsys):
     write_finetune(tmp_path / "old-finetune", err_of_loss(losses), losses)
     old = compute_downstream_fits(load_finetune(tmp_path / "old-finetune"), None, bootstrap=0)
     assert old.baselines == {} and "baselines" not in format_downstream(old)
+
+
+def test_seeds_give_each_model_a_mean_and_a_spread_drawn_as_error_bars(tmp_path, capsys):
+    """Two seeds per model whose test errors differ by 0.04: the model's point is their
+    mean, its spread their s.d. (0.04/sqrt 2 = 0.0283), printed and drawn."""
+    from analysis.cli import main
+
+    losses = sat(LOSS_N, SIZES)
+    errors = err_of_loss(losses)
+    write_finetune(tmp_path / "s-finetune", errors - 0.02, losses, seeds=(0,))
+    write_finetune(tmp_path / "s-finetune", errors + 0.02, losses, seeds=(1,))
+    (tmp_path / "s").mkdir()
+    points = compute_downstream_fits(
+        load_finetune(tmp_path / "s-finetune"), None, bootstrap=0
+    ).per_source
+    assert (points["seeds"] == 2).all()
+    np.testing.assert_allclose(points["test_error"], errors, atol=1e-12)
+    np.testing.assert_allclose(points["accuracy_sd"], 0.04 / np.sqrt(2), atol=1e-12)
+    code = main(["downstream", str(tmp_path / "s"), "--bootstrap", "0",
+                 "--out", str(tmp_path / "plots"), "--format", "svg"])  # fmt: skip
+    assert code == 0 and "± 0.028" in capsys.readouterr().out
+    svg = (tmp_path / "plots" / "downstream_error_vs_params.svg").read_text()
+    assert "± 1 s.d. over seeds" in svg

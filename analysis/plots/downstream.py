@@ -68,6 +68,19 @@ def error_vs_params_figure(
         zorder=3,
         label="best-trained model per size (mean over seeds)",
     )
+    spread = sizes[sizes["seeds"] > 1]
+    if len(spread):  # the seed-to-seed spread of the mean's model: +- one s.d.
+        ax.errorbar(
+            spread["params"],
+            spread["test_error"],
+            yerr=spread["accuracy_sd"],
+            fmt="none",
+            ecolor="C0",
+            elinewidth=1,
+            capsize=3,
+            zorder=3,
+            label="± 1 s.d. over seeds",
+        )
     grid = np.geomspace(points["params"].min() / 1.5, points["params"].max() * 3, 200)
     if fits.error_vs_params is not None:
         f = fits.error_vs_params
