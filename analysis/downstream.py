@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DownstreamFits",
+    "TwoStepBacktest",
+    "backtest_two_step",
     "ErrorMap",
     "compute_downstream_fits",
     "downstream_dirs",
@@ -87,6 +89,9 @@ class DownstreamFits:
         Power law ``dL = a·N^k`` per compression variant, best-trained model per size.
     per_source, compression_table
         Mean error per source model (over seeds); loss increase per model and variant.
+    two_step_backtest
+        :class:`TwoStepBacktest`: both steps fitted without the largest size, predicting
+        its error.
     baselines
         Test accuracy of the task's baselines (``majority``, ``bag_of_tokens``: the
         fine-tuning job's :mod:`scaling.baselines`), when the records carry them.
@@ -100,6 +105,7 @@ class DownstreamFits:
     compression: dict[str, FitResult] = field(default_factory=dict)
     per_source: pd.DataFrame | None = None
     compression_table: pd.DataFrame | None = None
+    two_step_backtest: TwoStepBacktest | None = None
     baselines: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -253,12 +259,127 @@ def compute_downstream_fits(
                 seed=seed,
             ),
         )
+        out.two_step_backtest = attempt(
+            "two_step_backtest",
+            lambda: backtest_two_step(finetune, link=link, bootstrap=bootstrap, seed=seed),
+        )
     if compress is not None and len(compress):
         out.compression_table = compress
         fits, notes = fit_compression(compress, bootstrap=0, seed=seed)
         out.compression = fits
         out.notes.update({f"compression:{k}": v for k, v in notes.items()})
     return out
+
+
+@dataclass
+class TwoStepBacktest:
+    """The two-step law fitted on the smaller models, predicting the largest's error.
+
+    Attributes
+    ----------
+    params, pretrain_loss, measured_error
+        The held-out model: its size, its pretraining loss and its test error (mean over
+        seeds).
+    predicted_error, interval
+        ``Err(L(N))`` from the fits on the other models, and its ``level`` interval
+        (bootstrap: each resample of step 1 composed with one of step 2, the models
+        resampled whole, every seed of a model together).
+    inside
+        Whether the measured error lies in the interval.
+    n_train
+        Models the two steps were fitted on.
+    """
+
+    params: float
+    pretrain_loss: float
+    measured_error: float
+    predicted_error: float
+    interval: tuple[float, float] | None
+    inside: bool | None
+    n_train: int
+    level: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "pretrain_loss": self.pretrain_loss,
+            "measured_error": self.measured_error,
+            "predicted_error": self.predicted_error,
+            "interval": None if self.interval is None else list(self.interval),
+            "inside": self.inside,
+            "n_train": self.n_train,
+            "level": self.level,
+        }
+
+    def __str__(self) -> str:
+        text = (
+            f"N = {self.params:.4g} (L = {self.pretrain_loss:.4f}): measured error "
+            f"{self.measured_error:.3f}, predicted {self.predicted_error:.3f}"
+        )
+        if self.interval is not None:
+            lo, hi = self.interval
+            text += f" [{lo:.3f}, {hi:.3f}] ({'inside' if self.inside else 'OUTSIDE'})"
+        return text + f", from the {self.n_train} smaller models"
+
+
+def backtest_two_step(
+    finetune: pd.DataFrame,
+    *,
+    link: str = "exponential",
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> TwoStepBacktest:
+    """Fit both steps on every model but those of the largest size, predict its error.
+
+    Step 1, pretraining ``L(N)``, is fitted on the best-trained model of each smaller
+    size and step 2, ``Err(L)``, on every smaller model, as :func:`compute_downstream_fits`
+    fits them on all; the held-out model is the best-trained one of the largest size.
+
+    Raises
+    ------
+    ValueError
+        With fewer than three smaller sizes, or too few models for step 2.
+    """
+    from analysis.fit import fit_frame
+
+    points = per_source(finetune)
+    largest = points["params"].max()
+    held = best_per_size(points[points["params"] == largest]).iloc[0]
+    train = points[points["params"] < largest]
+    sizes = best_per_size(train)
+    if len(sizes) < 3:
+        raise ValueError(
+            f"the two-step backtest needs three sizes below the largest, got {len(sizes)}"
+        )
+    step1 = fit_frame(sizes, _size_law(len(sizes)), x="params", y="pretrain_loss",
+                      bootstrap=bootstrap, seed=seed, level=level)  # fmt: skip
+    chance_error = 1.0 - float(points["chance_accuracy"].iloc[0])
+    eps = None if len(train) >= 2 * len(LINKS.get(link, ())) else chance_error
+    step2 = fit_error_map(train["pretrain_loss"], train["test_error"], link=link, eps=eps,
+                          bootstrap=bootstrap, seed=seed + 1, level=level)  # fmt: skip
+    n = np.array([float(held["params"])])
+    predicted = float(step2.predict(step1.predict(n))[0])
+    interval, inside = None, None
+    if bootstrap and step1.bootstrap is not None and step2.bootstrap is not None:
+        losses = step1.predict_samples(n)[:, 0]
+        m = min(len(losses), len(step2.bootstrap))
+        # resample i of step 1 composed with resample i of step 2: the diagonal
+        errors = np.diagonal(step2.predict_samples(losses[:m])[:m])
+        tail = 100 * (1 - level) / 2
+        lo, hi = np.nanpercentile(errors, [tail, 100 - tail])
+        interval = (float(lo), float(hi))
+        inside = bool(lo <= float(held["test_error"]) <= hi)
+    return TwoStepBacktest(
+        params=float(held["params"]),
+        pretrain_loss=float(held["pretrain_loss"]),
+        measured_error=float(held["test_error"]),
+        predicted_error=predicted,
+        interval=interval,
+        inside=inside,
+        n_train=len(train),
+        level=level,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -298,6 +419,9 @@ def format_downstream(fits: DownstreamFits) -> str:
             lines.append(f"{title}:")
             text = str(fit) if fit is not None else f"not fitted: {fits.notes.get(name, '')}"
             lines += ["  " + t for t in text.splitlines()]
+        back = fits.two_step_backtest
+        lines.append("two-step backtest, the largest size held out:")
+        lines.append("  " + (str(back) if back else f"not made: {fits.notes.get('two_step_backtest', '')}"))
         lines.append("")
     if fits.compression_table is not None:
         t = best_compressed_per_size(fits.compression_table)
@@ -343,6 +467,8 @@ def fits_to_dict(fits: DownstreamFits) -> dict[str, Any]:
     for name in ("error_vs_params", "loss_vs_params", "error_vs_loss"):
         fit = getattr(fits, name)
         out[name] = fit.to_dict() if fit is not None else None
+    back = fits.two_step_backtest
+    out["two_step_backtest"] = back.to_dict() if back is not None else None
     out["compression"] = {k: v.to_dict() for k, v in fits.compression.items()}
     if fits.per_source is not None:
         out["per_source"] = json.loads(fits.per_source.to_json(orient="records"))

@@ -92,6 +92,12 @@ class ErrorMap:
         x = np.asarray(loss, dtype=float)
         return _curve(self.link, theta, x.ravel()).reshape(x.shape)
 
+    def predict_samples(self, loss: Any) -> np.ndarray:
+        """The error of every bootstrap resample at ``loss``: ``(n_boot, len(loss))``."""
+        if self.bootstrap is None or not len(self.bootstrap):
+            raise ValueError("no bootstrap samples: refit with bootstrap=N to get samples")
+        return _curve(self.link, self.bootstrap, np.asarray(loss, dtype=float).ravel())
+
     def predict_band(self, loss: Any) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise percentile band of the prediction over the bootstrap samples."""
         if self.bootstrap is None or not len(self.bootstrap):

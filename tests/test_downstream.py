@@ -11,6 +11,7 @@ import pytest
 from analysis.downstream import (
     compute_downstream_fits,
     downstream_dirs,
+    fits_to_dict,
     format_downstream,
     load_compress,
     load_finetune,
@@ -302,3 +303,29 @@ def test_seeds_give_each_model_a_mean_and_a_spread_drawn_as_error_bars(tmp_path,
     assert code == 0 and "± 0.028" in capsys.readouterr().out
     svg = (tmp_path / "plots" / "downstream_error_vs_params.svg").read_text()
     assert "± 1 s.d. over seeds" in svg
+
+
+def test_the_two_step_law_fitted_on_smaller_models_predicts_the_largest(tmp_path):
+    """Exact laws: fitted on the 7 smaller sizes, the two steps predict the 8th size's
+    error to 1e-3; with 0.5 % noise on the errors the bootstrap interval holds the
+    measured error, and the result says so in its text and JSON."""
+    from analysis.downstream import backtest_two_step
+
+    losses = sat(LOSS_N, SIZES)
+    root = tmp_path
+    write_finetune(root / "exact-finetune", err_of_loss(losses), losses)
+    exact = backtest_two_step(load_finetune(root / "exact-finetune"), bootstrap=0)
+    assert exact.params == SIZES[-1] and exact.n_train == 7
+    assert exact.predicted_error == pytest.approx(err_of_loss(losses[-1]), abs=1e-3)
+    assert exact.interval is None and exact.inside is None
+
+    noisy = err_of_loss(losses) * np.exp(np.random.default_rng(0).normal(0, 0.005, 8))
+    write_finetune(root / "noisy-finetune", noisy, losses)
+    fits = compute_downstream_fits(load_finetune(root / "noisy-finetune"), None, bootstrap=200)
+    back = fits.two_step_backtest
+    lo, hi = back.interval
+    assert back.measured_error == pytest.approx(noisy[-1])
+    assert lo <= back.measured_error <= hi and back.inside is True
+    assert "two-step backtest, the largest size held out" in format_downstream(fits)
+    assert "(inside), from the 7 smaller models" in format_downstream(fits)
+    assert json.loads(json.dumps(fits_to_dict(fits)))["two_step_backtest"]["inside"] is True
