@@ -9,6 +9,15 @@ Sources (``TaskSpec.source``)
         ``length`` tokens of one of the package's ``.py`` files; a file is cut into
         consecutive, non-overlapping windows. Every split holds the same number of examples
         per class (balanced), sampled with a fixed seed.
+    ``stdlib_order``
+        A task that needs word order, which a bag of tokens cannot see: *is this window of
+        code in its order, or were its two halves swapped?* The windows are those of
+        ``stdlib`` (from the packages of ``classes``, default :data:`DEFAULT_PACKAGES`,
+        pooled), and every chosen window appears twice in its split: as it is (class
+        ``in_order``) and with its second half moved before its first
+        (``halves_swapped``). The two have the same tokens, so a bag-of-tokens
+        classifier scores exactly chance, 50 %, and what a model gains above it comes
+        from order. ``*_per_class`` count windows, each giving one example per class.
     ``file``
         Your own labelled texts: a ``.csv`` with a header (columns ``text_field`` and
         ``label_field``) or a ``.jsonl`` of objects with those fields. An optional ``split``
@@ -48,7 +57,7 @@ import numpy as np
 
 from scaling.data import spec_from_config, stdlib_files
 
-SOURCES = ("stdlib", "file")
+SOURCES = ("stdlib", "stdlib_order", "file")
 SPLITS = ("train", "val", "test")
 
 #: Packages present in every CPython from 3.10 on, each with 20+ files (enough for a split
@@ -92,8 +101,10 @@ class TaskSpec:
     path : str or None
         ``file`` only: the ``.csv`` or ``.jsonl`` file.
     classes : sequence of str or None
-        ``stdlib``: the packages (default :data:`DEFAULT_PACKAGES`). ``file``: the labels to
-        keep, in this order (default: every label, sorted).
+        ``stdlib``: the packages (default :data:`DEFAULT_PACKAGES`). ``stdlib_order``: the
+        packages the windows come from (the classes are ``in_order`` and
+        ``halves_swapped``). ``file``: the labels to keep, in this order (default: every
+        label, sorted).
     length : int or None
         Tokens per example; None: the pretrained model's context.
     train_per_class, val_per_class, test_per_class : int
@@ -246,6 +257,8 @@ def build_task(spec: TaskSpec, tokenizer: Tokenizer, length: int) -> Task:
     """
     if spec.source == "stdlib":
         classes, splits = _stdlib_splits(spec, tokenizer, length)
+    elif spec.source == "stdlib_order":
+        classes, splits = _order_splits(spec, tokenizer, length)
     else:
         classes, splits = _file_splits(spec, tokenizer, length)
     for split_name, split in splits.items():
@@ -372,6 +385,52 @@ def _stdlib_splits(
             docs += [window_docs[j] for j in pick]
         splits[split] = Split(np.concatenate(xs), np.concatenate(ys), docs)
     return classes, splits
+
+
+# --------------------------------------------------------------------------------------
+# stdlib_order: in order, or halves swapped
+
+
+#: The classes of ``stdlib_order``.
+ORDER_CLASSES = ["in_order", "halves_swapped"]
+
+
+def _order_splits(
+    spec: TaskSpec, tokenizer: Tokenizer, length: int
+) -> tuple[list[str], dict[str, Split]]:
+    if length < 2:
+        raise ValueError(f"task {spec.name!r}: swapping halves needs task.length >= 2")
+    files = package_files(list(spec.classes or DEFAULT_PACKAGES))
+    pools: dict[str, tuple[list[np.ndarray], list[str]]] = {s: ([], []) for s in SPLITS}
+    for package_files_ in files.values():
+        assigned = split_files(package_files_, spec.val_fraction, spec.test_fraction)
+        for split in SPLITS:
+            for rel, path in assigned[split]:
+                w = _windows(tokenizer, path, length)
+                pools[split][0].append(w)
+                pools[split][1].extend([rel] * len(w))
+    caps = {"train": spec.train_per_class, "val": spec.val_per_class, "test": spec.test_per_class}
+    half = length // 2
+    splits = {}
+    for i, split in enumerate(SPLITS):
+        windows = np.concatenate(pools[split][0]) if pools[split][0] else np.zeros((0, length))
+        n = min(caps[split], len(windows))
+        if n == 0:
+            raise ValueError(
+                f"task {spec.name!r}: no window of {length} tokens in the {split} files; "
+                "use a shorter task.length"
+            )
+        rng = np.random.default_rng([_SAMPLE_SEED, 100 + i])
+        pick = np.sort(rng.choice(len(windows), size=n, replace=False))
+        original = windows[pick].astype(np.int64)
+        swapped = np.concatenate([original[:, half:], original[:, :half]], axis=1)
+        docs = [pools[split][1][j] for j in pick]
+        splits[split] = Split(
+            np.concatenate([original, swapped]),
+            np.repeat(np.array([0, 1], dtype=np.int64), n),
+            docs + docs,
+        )
+    return list(ORDER_CLASSES), splits
 
 
 # --------------------------------------------------------------------------------------

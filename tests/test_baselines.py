@@ -48,3 +48,11 @@ def test_baselines_are_computed_once_per_task_and_kept_beside_the_records(task, 
     other = build_task(TaskSpec(classes=("email", "json")), BYTE, 64)
     ensure_baselines(other, BYTE.vocab_size, tmp_path)
     assert len(list(tmp_path.glob("baselines-*.json"))) == 2
+
+
+def test_the_bag_of_tokens_is_at_chance_on_the_order_task():
+    """Every window is there in both orders: identical bags with opposite labels."""
+    task = build_task(TaskSpec(name="stdlib_order", source="stdlib_order"), BYTE, 64)
+    found = baselines(task, BYTE.vocab_size)
+    assert found["bag_of_tokens"]["test_accuracy"] == 0.5
+    assert found["majority"]["test_accuracy"] == 0.5

@@ -101,3 +101,15 @@ def test_isoflop_sweeps_cross_compute_budgets_with_sizes(compose, name):
     flops = sweep_values(cfg, "train.flops")
     assert len(flops) >= 3 and len(sweep_values(cfg, "model.d_model")) >= 5
     assert flops == sorted(flops) and cfg.train.tokens is None and cfg.train.min_steps
+
+
+@pytest.mark.parametrize("option", options("task"))
+def test_every_task_config_composes_into_a_task_spec(compose, option):
+    from scaling.tasks import TaskSpec
+
+    overrides = ["experiment=finetune", "source=results/demo", f"task={option}"]
+    if option == "file":
+        overrides.append("task.path=reviews.csv")
+    cfg = compose(*overrides)
+    spec = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
+    assert spec.name == option or option == "file"

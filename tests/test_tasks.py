@@ -152,3 +152,20 @@ def test_task_uses_the_given_tokenizer():
     task = build_task(TaskSpec(classes=("email", "xml"), test_per_class=8), CharClass(), 32)
     values = set(np.unique(np.concatenate([s.x.ravel() for s in task.splits.values()])))
     assert values <= {1, 2, 3} and task.pad_id == 9
+
+
+def test_the_order_task_pairs_every_window_with_its_halves_swapped():
+    task = build_task(TaskSpec(name="stdlib_order", source="stdlib_order"), BYTE, 64)
+    assert task.classes == ["in_order", "halves_swapped"] and task.chance_accuracy == 0.5
+    for split in SPLITS:
+        s = task.splits[split]
+        n = len(s) // 2
+        assert (s.y[:n] == 0).all() and (s.y[n:] == 1).all()
+        np.testing.assert_array_equal(s.x[n:], np.roll(s.x[:n], 32, axis=1))
+        # the same tokens in both: a bag of them cannot tell the classes apart
+        np.testing.assert_array_equal(np.sort(s.x[:n], axis=1), np.sort(s.x[n:], axis=1))
+        assert s.docs[:n] == s.docs[n:]
+    # split by file, as the package task: no file lends windows to two splits
+    files = {split: set(task.splits[split].docs) for split in SPLITS}
+    assert not (files["train"] & files["test"]) and not (files["val"] & files["test"])
+    assert len(task.splits["test"]) == 2 * 256
