@@ -421,7 +421,9 @@ def format_downstream(fits: DownstreamFits) -> str:
             lines += ["  " + t for t in text.splitlines()]
         back = fits.two_step_backtest
         lines.append("two-step backtest, the largest size held out:")
-        lines.append("  " + (str(back) if back else f"not made: {fits.notes.get('two_step_backtest', '')}"))
+        lines.append(
+            "  " + (str(back) if back else f"not made: {fits.notes.get('two_step_backtest', '')}")
+        )
         lines.append("")
     if fits.compression_table is not None:
         t = best_compressed_per_size(fits.compression_table)

@@ -44,6 +44,7 @@ __all__ = [
     "progress",
 ]
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``scaling-analyze``; return the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)

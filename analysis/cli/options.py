@@ -7,12 +7,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
-
-if TYPE_CHECKING:
-
-    pass
-
+from typing import Any, NoReturn
 
 PROG = "scaling-analyze"
 #: Default bootstrap resamples: enough for stable 95 % percentile intervals (the 2.5 %

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from analysis.cli.commands import (
     cmd_backtest,
@@ -28,10 +27,6 @@ from analysis.cli.options import (
     _Quiet,
     _SizesOrConvention,
 )
-
-if TYPE_CHECKING:
-
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         data.add_argument(f"--{name}-col", metavar="COL", help=f"source column holding {what}")
     data.add_argument(
-        "--where", metavar="EXPR", help="row filter (column names, numbers, comparisons, and/or/not; no code), e.g. 'loss < 3.44'"
+        "--where",
+        metavar="EXPR",
+        help="row filter (column names, numbers, comparisons, and/or/not; no code), e.g. 'loss < 3.44'",
     )
     data.add_argument(
         "--n-params",

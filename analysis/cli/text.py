@@ -7,7 +7,6 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-
     from analysis.fit import FitResult
 
 
@@ -135,13 +134,17 @@ def _frontier_method(frontier: Any) -> str:
             text = f"IsoFLOP groups: runs grouped by the column {grouping!r}"
         method = getattr(frontier, "method", None)
         if method == "porian":
-            text += "; parabolas near each minimum, regression weighted by their spread (Porian et al.)"
+            text += (
+                "; parabolas near each minimum, regression weighted by their spread (Porian et al.)"
+            )
         elif method == "hoffmann":
             text += "; one parabola over every size, unweighted regression (Hoffmann et al.)"
         return text
     resampled = getattr(frontier, "resampled", None)
     if resampled:
-        return f"interval: bootstrap of the chinchilla fit, resampling {frontier.n_groups} {resampled}"
+        return (
+            f"interval: bootstrap of the chinchilla fit, resampling {frontier.n_groups} {resampled}"
+        )
     return ""
 
 
@@ -309,4 +312,3 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.bool_):
         return bool(obj)
     return obj
-
