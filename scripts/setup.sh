@@ -17,7 +17,7 @@ if [ ! -f "$stamp" ]; then
     echo "installing torch $TORCH_VERSION and scaling-lab into .venv ..." >&2
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
-    .venv/bin/python -m pip install -q -e ".[train,hf,finetune,tensorboard,wandb,mlflow,dev]"
+    .venv/bin/python -m pip install -q -e ".[train,hf,finetune,compress,tensorboard,wandb,mlflow,dev]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
