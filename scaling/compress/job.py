@@ -119,6 +119,9 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     context = int(source.summary["context"])
     val = val_batches(data.val, tcfg["eval_batches"], tcfg["micro_batch"], context, seed=0)
     val = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in val]
+    qs = quantizations(ccfg)
+    # imported before transformers can import it (loading a model may): quietly, once
+    missing = quantize.torchao_missing() if qs else None
     base = load_lm(source.model_dir).to(device)
     peers = find_sources(source.dir.parent)[0]
     timed = bool(ccfg.get("throughput_batches")) and source.run_id in timed_runs(peers or [source])
@@ -194,8 +197,6 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     record("baseline", base, base.state_dict(), dense,
            scheme="none", bits=32, group_size=None, activation_bits=None)  # fmt: skip
 
-    qs = quantizations(ccfg)
-    missing = quantize.torchao_missing() if qs else None
     if missing:
         summary["notes"].append(f"quantization skipped: {missing}")
         qs = []
