@@ -111,7 +111,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(sweep, tmp_path):
 
 
 def test_classifier_has_the_pretrained_body_and_reads_the_last_real_token(sweep):
-    from scaling.compress import load_lm
+    from scaling.compress.job import load_lm
 
     src = find_sources(sweep)[0][0]
     lm = load_lm(src.model_dir)
