@@ -18,11 +18,22 @@ Compression cost against parameters
     For each variant (int8, pruning at each sparsity) the loss increase over the
     uncompressed model, ``dL(N) = a·N^k``, fitted in log-log. ``k < 0``: compression
     hurts small models more.
+Compression laws of N, D and precision (:mod:`analysis.compression`)
+    Kumar et al.'s (2024) post-training quantization law
+    ``delta = C_T·D^gamma_D/N^gamma_N·exp(-P/gamma_post)`` per quantization scheme, our
+    sparsity analogue ``dL = C_S·D^gamma_D/N^gamma_N·(s/(1-s))^gamma_s`` per pruning
+    scheme with and without recovery, both over every source model; and, with the
+    Chinchilla fit ``L = E + A/N^alpha + B/D^beta`` of the pretraining sweep itself, the
+    critical pretraining tokens ``D*`` past which more data makes the quantized model
+    worse, per precision at the sweep's largest N. Beside them, the bytes, memory and
+    throughput of each variant at the largest size.
 
 The records are read by :mod:`analysis.io.downstream`, the loss -> error map is
 :mod:`analysis.error_map`, and the figures (PNG and SVG, through :func:`plot_downstream`)
 are drawn by :mod:`analysis.plots.downstream`: error vs parameters, error vs pretraining
-loss, loss increase vs parameters, and loss vs bytes per variant.
+loss, loss increase vs parameters, and loss vs bytes per variant; and by
+:mod:`analysis.plots.compression`: the quantization law against D/N and against P, and
+the Pareto front of loss against bytes per model size.
 
 No torch here, as everywhere in ``analysis``.
 """
@@ -38,6 +49,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from analysis.compression import (
+    CompressionFit,
+    CriticalTokens,
+    bytes_table,
+    critical_tokens,
+    fit_compression_laws,
+)
 from analysis.error_map import LINKS, ErrorMap, fit_error_map
 from analysis.io import PARAM_CONVENTIONS, DataError
 from analysis.io.downstream import (
@@ -57,14 +75,18 @@ __all__ = [
     "backtest_two_step",
     "ErrorMap",
     "compute_downstream_fits",
+    "critical_tokens_table",
     "downstream_dirs",
     "fit_compression",
+    "fit_pretrain_law",
     "fit_error_map",
     "fit_error_vs_params",
     "format_downstream",
     "load_compress",
     "load_finetune",
+    "load_pretrain",
     "plot_downstream",
+    "pretrain_dir",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -95,8 +117,24 @@ class DownstreamFits:
     baselines
         Test accuracy of the task's baselines (``majority``, ``bag_of_tokens``: the
         fine-tuning job's :mod:`scaling.baselines`), when the records carry them.
+    quantization
+        Kumar et al.'s ``delta(N, D, P)`` per quantization scheme (``rtn``, ``rtn g64``,
+        ``w8a8``, ``fp8``): :class:`analysis.compression.CompressionFit`.
+    sparsity
+        Our ``dL(N, D, s)`` per pruning scheme and recovery (``prune``,
+        ``prune+recovery``, ``2:4``, ``2:4+recovery``).
+    pretrain_law
+        The Chinchilla fit ``L(N, D)`` of the pretraining sweep, which the critical D
+        takes its ``B`` and ``beta`` from.
+    critical_tokens
+        :class:`analysis.compression.CriticalTokens` per quantization scheme and bits, at
+        the largest N of the compression records.
+    bytes_table
+        Per variant, bytes, memory, compression ratio, tokens/s and speedup at the
+        largest size (:func:`analysis.compression.bytes_table`).
     notes
-        Why a fit is missing, keyed like the attributes (``compression:<variant>``).
+        Why a fit is missing, keyed like the attributes (``compression:<variant>``,
+        ``quantization:<scheme>``, ``sparsity:<scheme>``, ``pretrain_law``).
     """
 
     error_vs_params: FitResult | None = None
@@ -107,6 +145,11 @@ class DownstreamFits:
     compression_table: pd.DataFrame | None = None
     two_step_backtest: TwoStepBacktest | None = None
     baselines: dict[str, float] = field(default_factory=dict)
+    quantization: dict[str, CompressionFit] = field(default_factory=dict)
+    sparsity: dict[str, CompressionFit] = field(default_factory=dict)
+    pretrain_law: FitResult | None = None
+    critical_tokens: list[CriticalTokens] = field(default_factory=list)
+    bytes_table: pd.DataFrame | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     def two_step(self, params: Any) -> np.ndarray:
@@ -205,6 +248,73 @@ def fit_compression(
     return fits, notes
 
 
+def pretrain_dir(path: str | Path) -> Path:
+    """The pretraining sweep directory of ``path`` (itself, or the sweep whose
+    ``-finetune``/``-compress`` directory it is)."""
+    path = Path(path)
+    for suffix in (FINETUNE_SUFFIX, COMPRESS_SUFFIX):
+        if path.name.endswith(suffix):
+            return path.parent / path.name[: -len(suffix)]
+    return path
+
+
+def load_pretrain(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
+    """The pretraining runs of the sweep of ``path``, one row per run, read as
+    ``scaling-analyze fit`` reads them (:func:`analysis.io.load`).
+
+    Raises
+    ------
+    DataError
+        When the directory holds no pretraining records.
+    """
+    from analysis.io import load
+
+    return load(pretrain_dir(path), params=params)
+
+
+def fit_pretrain_law(
+    runs: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0, level: float = 0.95
+) -> FitResult:
+    """The Chinchilla fit ``L(N, D) = E + A/N^alpha + B/D^beta`` of the pretraining runs,
+    as ``scaling-analyze fit --law chinchilla`` makes it."""
+    from analysis.fit import fit_frame
+    from analysis.io import require
+
+    used = require(runs, ["params", "tokens", "loss"], "the chinchilla fit of the critical D")
+    return fit_frame(used, "chinchilla", y="loss", bootstrap=bootstrap, seed=seed, level=level)
+
+
+def critical_tokens_table(
+    quantization: dict[str, CompressionFit], pretrain_law: FitResult, params: float
+) -> list[CriticalTokens]:
+    """The critical D of every quantization fit at ``params``, at each of its bits.
+
+    ``B`` and ``beta`` come from ``pretrain_law`` (a chinchilla fit), with its bootstrap
+    samples where it has them.
+    """
+    names = list(pretrain_law.law_form.param_names)
+    b_samples = beta_samples = None
+    if pretrain_law.bootstrap is not None and len(pretrain_law.bootstrap):
+        b_samples = pretrain_law.bootstrap[:, names.index("B")]
+        beta_samples = pretrain_law.bootstrap[:, names.index("beta")]
+    out = []
+    for fit in quantization.values():
+        for bits in np.unique(fit.x[2]):
+            out.append(
+                critical_tokens(
+                    fit,
+                    params,
+                    float(bits),
+                    B=pretrain_law.params["B"],
+                    beta=pretrain_law.params["beta"],
+                    B_samples=b_samples,
+                    beta_samples=beta_samples,
+                    pretrain_identified=pretrain_law.identified,
+                )
+            )
+    return out
+
+
 def compute_downstream_fits(
     finetune: pd.DataFrame | None,
     compress: pd.DataFrame | None,
@@ -212,10 +322,14 @@ def compute_downstream_fits(
     bootstrap: int = 200,
     seed: int = 0,
     link: str = "exponential",
+    pretrain: pd.DataFrame | None = None,
+    level: float = 0.95,
 ) -> DownstreamFits:
     """Make every fit the data allows; note (do not raise) the ones it does not.
 
-    ``link`` is the form of step 2, Err(L) (:data:`analysis.error_map.LINKS`)."""
+    ``link`` is the form of step 2, Err(L) (:data:`analysis.error_map.LINKS`);
+    ``pretrain`` the pretraining runs (:func:`load_pretrain`), whose Chinchilla fit the
+    critical D of the quantization laws needs (None: no critical D)."""
     from analysis.fit import fit_frame
 
     out = DownstreamFits()
@@ -268,6 +382,25 @@ def compute_downstream_fits(
         fits, notes = fit_compression(compress, bootstrap=0, seed=seed)
         out.compression = fits
         out.notes.update({f"compression:{k}": v for k, v in notes.items()})
+        quant, sparse, law_notes = fit_compression_laws(
+            compress, bootstrap=bootstrap, seed=seed, level=level
+        )
+        out.quantization, out.sparsity = quant, sparse
+        for key, text in law_notes.items():
+            kind = "sparsity" if key.split("+")[0] in ("prune", "2:4") else "quantization"
+            out.notes[f"{kind}:{key}"] = text
+        out.bytes_table = bytes_table(compress)
+        if quant and pretrain is None:
+            out.notes.setdefault("pretrain_law", "no pretraining records beside the sweep")
+        if quant and pretrain is not None:
+            out.pretrain_law = attempt(
+                "pretrain_law",
+                lambda: fit_pretrain_law(pretrain, bootstrap=bootstrap, seed=seed, level=level),
+            )
+        if out.pretrain_law is not None:
+            out.critical_tokens = critical_tokens_table(
+                quant, out.pretrain_law, float(compress["params"].max())
+            )
     return out
 
 
@@ -460,7 +593,124 @@ def format_downstream(fits: DownstreamFits) -> str:
                 f"  {v:>12}: dL = {fit.params['a']:.3g} * N^{k:.3f}  "
                 f"k in [{lo:.3f}, {hi:.3f}]  -> {verdict}"
             )
+        lines += _format_compression_laws(fits)
     return "\n".join(lines).rstrip()
+
+
+def _interval_text(fit: CompressionFit, name: str) -> str:
+    value = fit.params[name]
+    text = f"{value:.4g}"
+    if name in fit.intervals:
+        lo, hi = fit.intervals[name]
+        text += f"  [{lo:.4g}, {hi:.4g}]"
+    return text
+
+
+def _format_law_block(
+    fits: dict[str, CompressionFit], notes: dict[str, str], kind: str
+) -> list[str]:
+    """One block per fitted scheme: the formula, each parameter with its interval, and
+    whether it is identified (the reasons when not)."""
+    lines = []
+    for key, fit in fits.items():
+        lines.append(f"  {key}: {fit.formula()}  (n={fit.n}, {fit.interval_kind} intervals)")
+        for name in fit.params:
+            lines.append(f"    {name:>10} = {_interval_text(fit, name)}")
+        if fit.identified:
+            lines.append("    identified")
+        else:
+            lines.append("    NOT identified: " + "; ".join(fit.identification))
+        lines += [f"    note: {n}" for n in fit.notes]
+    for key, text in notes.items():
+        if key.startswith(f"{kind}:"):
+            lines.append(f"  {key.split(':', 1)[1]}: not fitted: {text}")
+    return lines
+
+
+def _format_compression_laws(fits: DownstreamFits) -> list[str]:
+    """The quantization and sparsity laws, the critical D and the bytes table."""
+    lines: list[str] = []
+    if fits.quantization or any(k.startswith("quantization:") for k in fits.notes):
+        lines += [
+            "",
+            "post-training quantization, Kumar et al. (2024): delta = C_T * D^gamma_D / "
+            "N^gamma_N * exp(-P/gamma_post), every source model, per scheme "
+            "(gamma_D > 0: more pretraining data makes a model more fragile)",
+        ]
+        lines += _format_law_block(fits.quantization, fits.notes, "quantization")
+    if fits.sparsity or any(k.startswith("sparsity:") for k in fits.notes):
+        lines += [
+            "",
+            "pruning, our analogue of Frantar et al. (2023): dL = C_S * D^gamma_D / "
+            "N^gamma_N * (s/(1-s))^gamma_s (2:4, s = 0.5 only: no gamma_s), with and "
+            "without recovery",
+        ]
+        lines += _format_law_block(fits.sparsity, fits.notes, "sparsity")
+    if fits.quantization:
+        lines.append("")
+        law = fits.pretrain_law
+        if law is None:
+            lines.append(
+                "critical pretraining tokens D*: not computed: "
+                + fits.notes.get("pretrain_law", "no pretraining fit")
+            )
+        else:
+            n = fits.critical_tokens[0].params if fits.critical_tokens else math.nan
+            lines.append(
+                f"critical pretraining tokens D* (past it, more data makes the quantized "
+                f"model worse), at N = {n:.4g}, the largest, with the pretraining fit's "
+                f"B = {law.params['B']:.4g}, beta = {law.params['beta']:.4g}:"
+            )
+            if not law.identified:
+                lines.append(
+                    "  the critical D rests on a pretraining fit that is NOT identified: "
+                    + "; ".join(law.identification)
+                )
+            top = fits.compression_table
+            most = float(top["pretrain_tokens"].max()) if top is not None else math.nan
+            for c in fits.critical_tokens:
+                text = f"  {c}"
+                if c.tokens is not None and math.isfinite(most):
+                    text += f"  ({c.tokens / most:.3g}x the sweep's largest D, {most:.3g})"
+                lines.append(text)
+    if fits.bytes_table is not None and len(fits.bytes_table):
+        lines += [""] + _format_bytes(fits.bytes_table)
+    return lines
+
+
+def _format_bytes(table: pd.DataFrame) -> list[str]:
+    """The bytes/throughput table, ``slower`` where a variant runs below float speed."""
+    batches = [c.removeprefix("speedup_") for c in table.columns if c.startswith("speedup_")]
+    n = float(table["params"].iloc[0])
+    models = int(table["models"].max())
+    lines = [
+        f"bytes and throughput per variant (mean over the {models} model(s) of N = {n:.4g}; "
+        "ratio: float bytes / variant bytes; speedup: tokens/s over the float model's)"
+    ]
+    head = f"  {'variant':>16} {'size_bytes':>11} {'memory_bytes':>12} {'ratio':>6}"
+    for b in batches:
+        head += f" {'tok/s b' + b.removeprefix('batch_'):>11} {'speedup':>14}"
+    lines.append(head)
+    for row in table.to_dict("records"):
+        text = (
+            f"  {row['variant']:>16} {row['size_bytes']:>11.4g} "
+            f"{_maybe(row.get('memory_bytes')):>12} {row['compression']:>5.2f}x"
+        )
+        for b in batches:
+            tps, sp = row.get(f"tokens_per_s_{b}"), row.get(f"speedup_{b}")
+            cell = "-" if sp is None or not math.isfinite(sp) else f"{sp:.2f}x"
+            if sp is not None and math.isfinite(sp) and sp < 1:
+                cell += " slower"
+            text += f" {_maybe(tps):>11} {cell:>14}"
+        lines.append(text)
+    return lines
+
+
+def _maybe(value: Any) -> str:
+    """A number as ``%.4g``, ``-`` where it is absent."""
+    if value is None or not math.isfinite(float(value)):
+        return "-"
+    return f"{float(value):.4g}"
 
 
 def fits_to_dict(fits: DownstreamFits) -> dict[str, Any]:
@@ -474,10 +724,22 @@ def fits_to_dict(fits: DownstreamFits) -> dict[str, Any]:
     out["compression"] = {k: v.to_dict() for k, v in fits.compression.items()}
     if fits.per_source is not None:
         out["per_source"] = json.loads(fits.per_source.to_json(orient="records"))
+    out["quantization"] = {k: v.to_dict() for k, v in fits.quantization.items()}
+    out["sparsity"] = {k: v.to_dict() for k, v in fits.sparsity.items()}
+    law = fits.pretrain_law
+    out["pretrain_law"] = law.to_dict() if law is not None else None
+    out["critical_tokens"] = [c.to_dict() for c in fits.critical_tokens]
+    if fits.bytes_table is not None:
+        out["bytes_table"] = json.loads(fits.bytes_table.to_json(orient="records"))
     if fits.compression_table is not None:
-        cols = ["source_run", "params", "variant", "val_loss", "delta_loss", "size_bytes"]
+        table = fits.compression_table
+        cols = ["source_run", "params", "pretrain_tokens", "variant", "scheme", "bits"]
+        cols += ["group_size", "activation_bits", "sparsity", "recover_tokens", "val_loss"]
+        cols += ["delta_loss", "size_bytes", "compressed_bytes", "memory_bytes"]
+        cols += ["compressed_memory_bytes", "baseline_memory_bytes"]
+        cols += [c for c in table.columns if c.startswith(("tokens_per_s_", "speedup_"))]
         out["compression_table"] = json.loads(
-            fits.compression_table[cols].to_json(orient="records")
+            table[[c for c in cols if c in table]].to_json(orient="records")
         )
     return out
 
@@ -550,9 +812,24 @@ def cmd_downstream(args: Any) -> int:
         )
     finetune = load_finetune(ft_dir, args.params) if ft_dir else None
     compress = load_compress(comp_dir, args.params) if comp_dir else None
+    pretrain, why = None, ""
+    if compress is not None:
+        # the critical D needs the Chinchilla fit of the sweep the models came from
+        try:
+            pretrain = load_pretrain(args.path, args.params)
+        except DataError as e:
+            why = f"no pretraining records to fit L(N, D) on: {e}"
     fits = compute_downstream_fits(
-        finetune, compress, bootstrap=args.bootstrap, seed=args.seed, link=args.link
+        finetune,
+        compress,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        link=args.link,
+        pretrain=pretrain,
+        level=args.level,
     )
+    if why and fits.quantization:
+        fits.notes["pretrain_law"] = why
     out = args.out or Path(args.path) / "plots"
     written = plot_downstream(
         args.path,

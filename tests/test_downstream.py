@@ -209,7 +209,7 @@ def test_a_model_tuned_several_ways_counts_with_its_best_setting_on_validation(t
 def test_plot_downstream_draws_every_figure(sweep, tmp_path):
     written = plot_downstream(sweep, tmp_path / "plots", bootstrap=20)
     names = sorted(p.name for p in written)
-    stems = ["compression_loss_vs_params", "compression_loss_vs_size"]
+    stems = ["compression_loss_vs_params", "compression_loss_vs_size", "compression_pareto"]
     stems += ["downstream_error_vs_loss", "downstream_error_vs_params"]
     assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
     assert all(p.stat().st_size > 5000 for p in written)
@@ -228,7 +228,7 @@ def test_cli_prints_the_fits_and_plot_draws_them(sweep, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "q")]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["error_vs_loss"]["params"]["gamma"] == pytest.approx(1.2, rel=1e-3)
-    assert len(data["files"]) == 4
+    assert len(data["files"]) == 5  # no quantization scheme in these records: no law figures
     assert main(["downstream", str(tmp_path)]) == 2
     assert "no fine-tuning or compression records" in capsys.readouterr().err
 
@@ -329,3 +329,207 @@ def test_the_two_step_law_fitted_on_smaller_models_predicts_the_largest(tmp_path
     assert "two-step backtest, the largest size held out" in format_downstream(fits)
     assert "(inside), from the 7 smaller models" in format_downstream(fits)
     assert json.loads(json.dumps(fits_to_dict(fits)))["two_step_backtest"]["inside"] is True
+
+
+# --------------------------------------------------------------------------------------
+# The compression laws: records in the format of the rewritten compression job
+
+# Kumar et al.'s law the synthetic records are drawn from, noise-free, so that the fit
+# must give these numbers back to rounding
+KUMAR = {"C_T": 0.05, "gamma_D": 0.5, "gamma_N": 0.5, "gamma_post": 1.2}
+# a pruning law of our form for the unstructured variants, and a 2:4 one
+PRUNE = {"C_S": 0.02, "gamma_D": 0.3, "gamma_N": 0.4, "gamma_s": 1.5}
+
+
+def kumar_delta(n, d, bits):
+    k = KUMAR
+    return k["C_T"] * d ** k["gamma_D"] / n ** k["gamma_N"] * np.exp(-bits / k["gamma_post"])
+
+
+def prune_delta(n, d, s):
+    p = PRUNE
+    return p["C_S"] * d ** p["gamma_D"] / n ** p["gamma_N"] * (s / (1 - s)) ** p["gamma_s"]
+
+
+def compress_ladder():
+    """(n_layers, d_model) x tokens of the pretraining grid: 4 sizes x 3 budgets."""
+    from analysis_fixtures import LADDER, sizes
+
+    ladder = LADDER[:4]
+    budgets = (2e7, 6e7, 2e8)
+    return [(nl, dm, sizes(nl, dm)["params_nonembed"], t) for nl, dm in ladder for t in budgets]
+
+
+def write_pretrain_grid(sweep):
+    """Pretraining records of every (N, D) of :func:`compress_ladder` (Chinchilla losses)."""
+    from analysis_fixtures import write_run
+
+    for i, (nl, dm, _n, tokens) in enumerate(compress_ladder()):
+        write_run(sweep, f"run{i:02d}", n_layers=nl, d_model=dm, tokens=tokens, seed=i)
+
+
+def new_variants(n, d, base):
+    """The variants of one source model as the rewritten job records them."""
+    size, memory = int(4 * n), int(4 * n) + 1000
+
+    def variant(name, scheme, bits, delta, nbytes, speed, **extra):
+        return {"variant": name, "scheme": scheme, "bits": bits, "val_loss": base + delta,
+                "delta_loss": delta, "size_bytes": nbytes, "compressed_bytes": nbytes - 500,
+                "memory_bytes": nbytes + 1000, "compressed_memory_bytes": nbytes - 500,
+                "throughput": {"batch_1": 1000.0 * speed, "batch_8": 6000.0 * speed},
+                "speedup": {"batch_1": speed, "batch_8": speed}, "eval_s": 1.0,
+                "group_size": None, "activation_bits": None, "sparsity": 0.0,
+                "recover_tokens": 0, **extra}  # fmt: skip
+
+    out = [variant("baseline", "none", 32, 0.0, size, 1.0)]
+    for bits in (8, 4, 3):
+        out.append(variant(f"rtn_w{bits}", "rtn", bits, kumar_delta(n, d, bits),
+                           size * bits // 32, 0.8))  # fmt: skip
+    out.append(variant("fp8", "fp8", 8, 0.7 * kumar_delta(n, d, 8), size // 4, 1.3))
+    for s in (0.25, 0.5, 0.75):
+        out.append(variant(f"prune{s}", "prune", 32, prune_delta(n, d, s), size, 1.0,
+                           sparsity=s, achieved_sparsity=s))  # fmt: skip
+    out.append(variant("2:4", "2:4", 32, 0.01 * d**0.2 / n**0.3, size, 1.1, sparsity=0.5))
+    out.append(variant("2:4_r65536", "2:4", 32, 0.002 * d**0.2 / n**0.3, size, 1.1,
+                       sparsity=0.5, recover_tokens=65536))  # fmt: skip
+    assert memory == out[0]["memory_bytes"]
+    return out
+
+
+def write_new_compress(root):
+    for i, (_nl, _dm, n, tokens) in enumerate(compress_ladder()):
+        base = 3.0 - 0.1 * i
+        write_record(
+            root / f"c{i:02d}",
+            run_id=f"c{i:02d}",
+            sweep="g-compress",
+            job="compress",
+            status="completed",
+            **source_fields(i, n, base, tokens=tokens),
+            variants=new_variants(n, tokens, base),
+        )
+
+
+@pytest.fixture
+def grid_sweep(tmp_path):
+    """A pretraining sweep of 4 sizes x 3 budgets with its -compress records (new format)."""
+    write_pretrain_grid(tmp_path / "g")
+    write_new_compress(tmp_path / "g-compress")
+    return tmp_path / "g"
+
+
+def test_new_compression_fields_become_columns_and_old_records_still_read(tmp_path):
+    write_new_compress(tmp_path / "new")
+    comp = load_compress(tmp_path / "new")
+    row = comp[(comp["variant"] == "rtn_w4") & (comp["run"] == "c00")].iloc[0]
+    n = compress_ladder()[0][2]
+    assert (row["scheme"], row["bits"], row["recover_tokens"]) == ("rtn", 4, 0)
+    assert np.isnan(row["group_size"]) and np.isnan(row["activation_bits"])
+    assert row["memory_bytes"] == 4 * n // 8 + 1000 and row["baseline_memory_bytes"] == 4 * n + 1000
+    assert row["tokens_per_s_batch_8"] == 4800.0 and row["speedup_batch_1"] == 0.8
+    assert set(comp.loc[comp["variant"] == "2:4_r65536", "recover_tokens"]) == {65536}
+    assert list(comp.columns[-4:]) == [
+        "tokens_per_s_batch_1", "tokens_per_s_batch_8", "speedup_batch_1", "speedup_batch_8"
+    ]  # fmt: skip
+    # a record written before scheme existed: its method says what it was
+    variants = [
+        {"variant": "baseline", "method": "none", "val_loss": 3.0, "size_bytes": 4000},
+        {"variant": "int8_weight", "method": "int8_weight", "val_loss": 3.01,
+         "size_bytes": 1000, "bits": 8},
+        {"variant": "int8_dynamic", "method": "int8_dynamic", "val_loss": 3.02,
+         "size_bytes": 1100, "bits": 8},
+        {"variant": "prune0.5", "method": "prune", "val_loss": 3.2, "size_bytes": 4000,
+         "sparsity": 0.5, "achieved_sparsity": 0.5},
+    ]  # fmt: skip
+    write_record(tmp_path / "old" / "c0", run_id="c0", sweep="o-compress", job="compress",
+                 status="completed", **source_fields(0, 1e6, 3.0), variants=variants)  # fmt: skip
+    old = load_compress(tmp_path / "old").set_index("variant")
+    assert (old.loc["int8_weight", "scheme"], old.loc["int8_weight", "bits"]) == ("rtn", 8)
+    assert np.isnan(old.loc["int8_weight", "group_size"])
+    assert old.loc["int8_dynamic", "scheme"] == "w8a8"
+    assert old.loc["int8_dynamic", "activation_bits"] == 8
+    assert (old.loc["prune0.5", "scheme"], old.loc["prune0.5", "bits"]) == ("prune", 32)
+    assert old.loc["baseline", "scheme"] == "none" and old["recover_tokens"].eq(0).all()
+    assert np.isnan(old.loc["int8_weight", "memory_bytes"])
+    assert old.loc["int8_weight", "compression"] == 4.0  # the old columns stay
+    assert not any(c.startswith("speedup_") for c in old.columns)
+
+
+def test_the_compression_laws_come_back_from_the_records_and_the_cli_prints_them(
+    grid_sweep, tmp_path, capsys
+):
+    from analysis.cli import main
+
+    out_dir = tmp_path / "plots"
+    args = ["downstream", str(grid_sweep), "--bootstrap", "30", "--out", str(out_dir)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert main(args) == 0
+        text = capsys.readouterr().out
+        assert main([*args, "--json", "--format", "png"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for name in ("gamma_D", "gamma_N", "gamma_post", "C_T", "Kumar et al. (2024)"):
+        assert name in text
+    assert "critical pretraining tokens D*" in text and "slower" in text
+    assert "2:4+recovery" in text and "Frantar" in text
+    # the fitted law is the one the records were drawn from (noise-free: to rounding)
+    rtn = data["quantization"]["rtn"]
+    for name, value in KUMAR.items():
+        assert rtn["params"][name] == pytest.approx(value, rel=1e-6)
+    assert rtn["identified"] is True and rtn["n"] == 36
+    # fp8 has one precision: gamma_post is not identified, and the result says why
+    assert data["quantization"]["fp8"]["identified"] is False
+    assert "distinct value(s) of P" in " ".join(data["quantization"]["fp8"]["identification"])
+    for name, value in PRUNE.items():
+        assert data["sparsity"]["prune"]["params"][name] == pytest.approx(value, rel=1e-6)
+    assert data["sparsity"]["2:4+recovery"]["params"]["C_S"] == pytest.approx(0.002, rel=1e-6)
+    # the critical D at the largest N from the closed form, with the pretraining B, beta
+    law = data["pretrain_law"]
+    assert law["law"] == "chinchilla"
+    unidentified = "the critical D rests on a pretraining fit that is NOT identified"
+    assert (unidentified in text) == (not law["identified"])
+    b, beta = law["params"]["B"], law["params"]["beta"]
+    n_max = max(n for *_, n, _t in compress_ladder())
+    k = KUMAR
+    for c in data["critical_tokens"]:
+        if c["scheme"] != "rtn":
+            continue
+        by_hand = (b * beta * n_max ** k["gamma_N"] * np.exp(c["bits"] / k["gamma_post"])
+                   / (k["gamma_D"] * k["C_T"])) ** (1 / (k["gamma_D"] + beta))  # fmt: skip
+        assert c["params"] == n_max and c["tokens"] == pytest.approx(by_hand, rel=1e-5)
+    assert sorted(c["bits"] for c in data["critical_tokens"] if c["scheme"] == "rtn") == [3, 4, 8]
+    rows = {r["variant"]: r for r in data["bytes_table"]}
+    assert rows["rtn_w4"]["speedup_batch_1"] == pytest.approx(0.8)
+    assert rows["rtn_w4"]["compression"] == pytest.approx(8.0)
+    assert {"scheme", "bits", "memory_bytes", "speedup_batch_8"} <= set(
+        data["compression_table"][0]
+    )
+    # the figures of the laws, written as PNG and SVG
+    for stem in ("compression_ptq_vs_data_rtn", "compression_ptq_vs_bits", "compression_pareto"):
+        for ext in ("png", "svg"):
+            assert (out_dir / f"{stem}.{ext}").stat().st_size > 5000
+    assert not (out_dir / "compression_ptq_vs_data_fp8.png").exists()  # one precision
+    svg = (out_dir / "compression_ptq_vs_data_rtn.svg").read_text()
+    assert "P = 3 bits" in svg and "D/N" in svg
+
+
+def test_the_pareto_front_keeps_what_nothing_smaller_beats():
+    import pandas as pd
+
+    from analysis.plots.compression import pareto_front
+
+    points = pd.DataFrame({"variant": list("abcde"), "size_bytes": [4, 1, 2, 2, 3],
+                           "val_loss": [2.0, 3.0, 2.5, 2.6, 2.7]})  # fmt: skip
+    assert list(pareto_front(points)["variant"]) == ["b", "c", "a"]
+
+
+def test_without_pretraining_records_the_critical_d_says_why(tmp_path, capsys):
+    from analysis.cli import main
+
+    write_new_compress(tmp_path / "g-compress")
+    (tmp_path / "g").mkdir()
+    args = ["downstream", str(tmp_path / "g"), "--bootstrap", "0", "--format", "png",
+            "--out", str(tmp_path / "p")]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "critical pretraining tokens D*: not computed: no pretraining records" in text

@@ -163,16 +163,90 @@ def load_finetune(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
     return df.sort_values(["params", "run"], ignore_index=True)
 
 
+# What the schemes of records written before ``scheme`` existed were: the old ``method``
+# -> (scheme, weight bits, activation bits). int8_weight was per-channel round-to-nearest
+# (group_size null) and int8_dynamic torch's dynamic quantization (int8 activations).
+_OLD_METHODS: dict[str, tuple[str, float | None, float | None]] = {
+    "none": ("none", 32, None),
+    "int8_weight": ("rtn", 8, None),
+    "int8_dynamic": ("w8a8", 8, 8),
+    "prune": ("prune", 32, None),
+}
+
+
+def _number(value: Any) -> float:
+    """A record's number, NaN where it is absent (null or missing)."""
+    return math.nan if value is None else float(value)
+
+
+def _scheme_columns(v: dict[str, Any]) -> dict[str, Any]:
+    """``scheme, bits, group_size, activation_bits`` of a variant, new record or old."""
+    method = v.get("method")
+    old = _OLD_METHODS.get(method or "", (method, None, None))
+    scheme = v.get("scheme") or old[0]
+    bits = v.get("bits", old[1])
+    if bits is None and scheme in ("none", "prune", "2:4"):
+        bits = 32  # pruning keeps float weights
+    return {
+        "scheme": scheme,
+        "bits": _number(bits),
+        "group_size": _number(v.get("group_size")),
+        "activation_bits": _number(v.get("activation_bits", old[2])),
+    }
+
+
+def _batch_columns(v: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """``tokens_per_s_batch_<B>`` and ``speedup_batch_<B>`` for every batch key recorded.
+
+    A record with throughput but no ``speedup`` gets it from the baseline's throughput.
+    """
+    out: dict[str, float] = {}
+    throughput = v.get("throughput") or {}
+    speedup = v.get("speedup") or {}
+    base_throughput = base.get("throughput") or {}
+    for key in sorted(set(throughput) | set(speedup)):
+        tps = _number(throughput.get(key))
+        ratio = speedup.get(key)
+        if ratio is None and base_throughput.get(key):
+            ratio = tps / float(base_throughput[key])
+        out[f"tokens_per_s_{key}"] = tps
+        out[f"speedup_{key}"] = _number(ratio)
+    return out
+
+
+def _batch_order(column: str) -> tuple[bool, float, str]:
+    """Throughput before speedup, then by batch size (a key that is no number last)."""
+    size = column.rsplit("_", 1)[1]
+    return (not column.startswith("tokens"), float(size) if size.isdigit() else math.inf, column)
+
+
 def load_compress(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
     """One row per (source model, variant) of the completed compression runs under ``path``.
+
+    Parameters
+    ----------
+    path
+        A ``<sweep>-compress`` directory (or any directory above its records).
+    params
+        Parameter convention of the ``params`` column: ``nonembed``, ``matmul``, ``total``.
 
     Returns
     -------
     pandas.DataFrame
         ``run, source_run, family, d_model, n_layers, params, params_*, pretrain_*,
-        variant, method, sparsity, val_loss, baseline_loss, delta_loss, size_bytes,
-        baseline_bytes, compression, compressed_bytes, path``, where ``compression`` is
-        ``baseline_bytes / size_bytes``.
+        variant, method, scheme, bits, group_size, activation_bits, sparsity,
+        achieved_sparsity, recover_tokens, val_loss, baseline_loss, delta_loss,
+        size_bytes, baseline_bytes, compression, compressed_bytes, memory_bytes,
+        compressed_memory_bytes, baseline_memory_bytes, eval_s, path``, plus
+        ``tokens_per_s_batch_<B>`` and ``speedup_batch_<B>`` for every batch size ``B``
+        any variant measured; ``compression`` is ``baseline_bytes / size_bytes``.
+        ``scheme`` is ``none``, ``rtn``, ``w8a8``, ``fp8``, ``prune`` or ``2:4``;
+        ``bits`` the weight bits (32 for float weights); ``group_size`` NaN for one
+        scale per output channel. Records written before these fields existed read
+        through their ``method``: ``int8_weight`` as ``rtn`` at 8 bits per channel,
+        ``int8_dynamic`` as ``w8a8``, ``prune`` as ``prune``, ``none`` as ``none``
+        (another method's name is taken as its scheme); what they lack is NaN
+        (``recover_tokens`` 0: they had no recovery).
     """
     if params not in PARAM_CONVENTIONS:
         raise DataError(f"params={params!r}: expected one of {', '.join(PARAM_CONVENTIONS)}")
@@ -188,8 +262,11 @@ def load_compress(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
                     "run": r["run_id"],
                     **_source_columns(r, params),
                     "variant": v["variant"],
-                    "method": v.get("method"),
-                    "sparsity": v.get("sparsity", 0.0),
+                    "method": v.get("method", v.get("scheme")),
+                    **_scheme_columns(v),
+                    "sparsity": _number(v.get("sparsity", 0.0)),
+                    "achieved_sparsity": _number(v.get("achieved_sparsity")),
+                    "recover_tokens": int(v.get("recover_tokens") or 0),
                     "val_loss": v["val_loss"],
                     "baseline_loss": base["val_loss"],
                     "delta_loss": v["val_loss"] - base["val_loss"],
@@ -197,7 +274,19 @@ def load_compress(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
                     "baseline_bytes": base["size_bytes"],
                     "compression": base["size_bytes"] / v["size_bytes"],
                     "compressed_bytes": v.get("compressed_bytes"),
+                    "memory_bytes": _number(v.get("memory_bytes")),
+                    "compressed_memory_bytes": _number(v.get("compressed_memory_bytes")),
+                    "baseline_memory_bytes": _number(base.get("memory_bytes")),
+                    "eval_s": _number(v.get("eval_s")),
+                    **_batch_columns(v, base),
                     "path": str(directory),
                 }
             )
-    return pd.DataFrame(rows).sort_values(["params", "run"], kind="stable", ignore_index=True)
+    df = pd.DataFrame(rows)
+    # batch columns last, in order of batch size, so that tables read left to right
+    batch = sorted(
+        (c for c in df.columns if c.startswith(("tokens_per_s_batch_", "speedup_batch_"))),
+        key=_batch_order,
+    )
+    df = df[[c for c in df.columns if c not in batch] + batch]
+    return df.sort_values(["params", "run"], kind="stable", ignore_index=True)

@@ -1,5 +1,6 @@
 """The downstream and compression figures: task error against size and against
-pretraining loss, the loss a compression adds against size, and loss against bytes.
+pretraining loss, the loss a compression adds against size, and loss against bytes
+(the compression laws' figures are in :mod:`analysis.plots.compression`).
 
 They read the records of :mod:`analysis.io.downstream` and the fits of
 :mod:`analysis.downstream`, and share the theme and labels of every other figure
@@ -243,7 +244,7 @@ def plot_downstream(
     if finetune is None and compress is None:
         return []
     if fits is None:
-        say("downstream fits: task error vs N, Err(L), compression dL(N)")
+        say("downstream fits: task error vs N, Err(L), compression dL(N) and laws")
         fits = compute_downstream_fits(finetune, compress, bootstrap=bootstrap, seed=seed)
     figures: dict[str, Figure] = {}
     with _style():
@@ -257,6 +258,10 @@ def plot_downstream(
                 compress, fits, convention=params, title=title
             )
             figures["compression_loss_vs_size"] = compression_size_figure(compress, title=title)
+            # the laws of N, D and precision, and the Pareto front (analysis.compression)
+            from analysis.plots.compression import compression_figures
+
+            figures.update(compression_figures(compress, fits, title=title))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -95,10 +95,22 @@ def _in_features(m: torch.nn.Module) -> int:
     return m.in_features if isinstance(m, torch.nn.Linear) else m.weight.shape[0]
 
 
+class _EnumRegistration(logging.Filter):
+    """Drops torch's notice that torchao registers its enums the deprecated way: logged
+    once per enum, whenever a torchao module is first imported (transformers imports
+    some of them lazily), and nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is an Enum subclass and is now natively supported" not in record.getMessage()
+
+
+logging.getLogger("torch.utils._pytree").addFilter(_EnumRegistration())
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     # torchao logs a warning per CUDA extension it cannot load on a CPU-only machine,
-    # and torch one per deprecated pytree registration: none of it concerns the CPU path
+    # and a note on Triton's absence: neither concerns the CPU path
     loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
