@@ -78,11 +78,11 @@ def variants(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module, dict, d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--d-model", type=int, default=1024)
-    p.add_argument("--context", type=int, default=256)
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--context", type=int, default=128)
     p.add_argument("--batch", type=int, default=8, help="the larger batch (default 8)")
     p.add_argument("--seconds", type=float, default=1.0, help="timed seconds per measurement")
-    p.add_argument("--rounds", type=int, default=3, help="rounds over all variants (median)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds over all variants (median)")
     p.add_argument("--quick", action="store_true", help="d_model 256, 0.3 s per measurement")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()

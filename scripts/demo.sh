@@ -11,7 +11,11 @@ if [[ "${1:-}" == --with-downstream ]]; then
     shift
     .venv/bin/scaling-train -m experiment=demo train.save_model=true "$@"
     .venv/bin/scaling-train -m experiment=finetune source=results/demo
-    .venv/bin/scaling-train -m experiment=compress source=results/demo
+    # the demo's layers are 16-256 inputs wide: groups of 8 inputs are to them what
+    # groups of 128 are to a model a few thousand wide; each pruned model also
+    # recovers for 32 steps, so pruning is fitted with and without recovery
+    .venv/bin/scaling-train -m experiment=compress source=results/demo \
+        'compress.group_sizes=[null,8]' compress.recover_tokens=32768
     exec .venv/bin/scaling-analyze downstream results/demo
 fi
 .venv/bin/scaling-train -m experiment=demo "$@"
