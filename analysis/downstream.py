@@ -53,14 +53,17 @@ from analysis.compression import (
     CompressionFit,
     CriticalTokens,
     bytes_table,
-    critical_tokens,
     fit_compression_laws,
 )
+from analysis.compression.pretrain import (
+    critical_tokens_table,
+    fit_pretrain_law,
+    load_pretrain,
+    pretrain_dir,
+)
+from analysis.compression.text import format_compression_laws
 from analysis.error_map import LINKS, ErrorMap, fit_error_map
-from analysis.io import PARAM_CONVENTIONS, DataError
 from analysis.io.downstream import (
-    COMPRESS_SUFFIX,
-    FINETUNE_SUFFIX,
     downstream_dirs,
     load_compress,
     load_finetune,
@@ -246,73 +249,6 @@ def fit_compression(
         except ValueError as e:
             notes[variant] = str(e)
     return fits, notes
-
-
-def pretrain_dir(path: str | Path) -> Path:
-    """The pretraining sweep directory of ``path`` (itself, or the sweep whose
-    ``-finetune``/``-compress`` directory it is)."""
-    path = Path(path)
-    for suffix in (FINETUNE_SUFFIX, COMPRESS_SUFFIX):
-        if path.name.endswith(suffix):
-            return path.parent / path.name[: -len(suffix)]
-    return path
-
-
-def load_pretrain(path: str | Path, params: str = "nonembed") -> pd.DataFrame:
-    """The pretraining runs of the sweep of ``path``, one row per run, read as
-    ``scaling-analyze fit`` reads them (:func:`analysis.io.load`).
-
-    Raises
-    ------
-    DataError
-        When the directory holds no pretraining records.
-    """
-    from analysis.io import load
-
-    return load(pretrain_dir(path), params=params)
-
-
-def fit_pretrain_law(
-    runs: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0, level: float = 0.95
-) -> FitResult:
-    """The Chinchilla fit ``L(N, D) = E + A/N^alpha + B/D^beta`` of the pretraining runs,
-    as ``scaling-analyze fit --law chinchilla`` makes it."""
-    from analysis.fit import fit_frame
-    from analysis.io import require
-
-    used = require(runs, ["params", "tokens", "loss"], "the chinchilla fit of the critical D")
-    return fit_frame(used, "chinchilla", y="loss", bootstrap=bootstrap, seed=seed, level=level)
-
-
-def critical_tokens_table(
-    quantization: dict[str, CompressionFit], pretrain_law: FitResult, params: float
-) -> list[CriticalTokens]:
-    """The critical D of every quantization fit at ``params``, at each of its bits.
-
-    ``B`` and ``beta`` come from ``pretrain_law`` (a chinchilla fit), with its bootstrap
-    samples where it has them.
-    """
-    names = list(pretrain_law.law_form.param_names)
-    b_samples = beta_samples = None
-    if pretrain_law.bootstrap is not None and len(pretrain_law.bootstrap):
-        b_samples = pretrain_law.bootstrap[:, names.index("B")]
-        beta_samples = pretrain_law.bootstrap[:, names.index("beta")]
-    out = []
-    for fit in quantization.values():
-        for bits in np.unique(fit.x[2]):
-            out.append(
-                critical_tokens(
-                    fit,
-                    params,
-                    float(bits),
-                    B=pretrain_law.params["B"],
-                    beta=pretrain_law.params["beta"],
-                    B_samples=b_samples,
-                    beta_samples=beta_samples,
-                    pretrain_identified=pretrain_law.identified,
-                )
-            )
-    return out
 
 
 def compute_downstream_fits(
@@ -593,124 +529,8 @@ def format_downstream(fits: DownstreamFits) -> str:
                 f"  {v:>12}: dL = {fit.params['a']:.3g} * N^{k:.3f}  "
                 f"k in [{lo:.3f}, {hi:.3f}]  -> {verdict}"
             )
-        lines += _format_compression_laws(fits)
+        lines += format_compression_laws(fits)
     return "\n".join(lines).rstrip()
-
-
-def _interval_text(fit: CompressionFit, name: str) -> str:
-    value = fit.params[name]
-    text = f"{value:.4g}"
-    if name in fit.intervals:
-        lo, hi = fit.intervals[name]
-        text += f"  [{lo:.4g}, {hi:.4g}]"
-    return text
-
-
-def _format_law_block(
-    fits: dict[str, CompressionFit], notes: dict[str, str], kind: str
-) -> list[str]:
-    """One block per fitted scheme: the formula, each parameter with its interval, and
-    whether it is identified (the reasons when not)."""
-    lines = []
-    for key, fit in fits.items():
-        lines.append(f"  {key}: {fit.formula()}  (n={fit.n}, {fit.interval_kind} intervals)")
-        for name in fit.params:
-            lines.append(f"    {name:>10} = {_interval_text(fit, name)}")
-        if fit.identified:
-            lines.append("    identified")
-        else:
-            lines.append("    NOT identified: " + "; ".join(fit.identification))
-        lines += [f"    note: {n}" for n in fit.notes]
-    for key, text in notes.items():
-        if key.startswith(f"{kind}:"):
-            lines.append(f"  {key.split(':', 1)[1]}: not fitted: {text}")
-    return lines
-
-
-def _format_compression_laws(fits: DownstreamFits) -> list[str]:
-    """The quantization and sparsity laws, the critical D and the bytes table."""
-    lines: list[str] = []
-    if fits.quantization or any(k.startswith("quantization:") for k in fits.notes):
-        lines += [
-            "",
-            "post-training quantization, Kumar et al. (2024): delta = C_T * D^gamma_D / "
-            "N^gamma_N * exp(-P/gamma_post), every source model, per scheme "
-            "(gamma_D > 0: more pretraining data makes a model more fragile)",
-        ]
-        lines += _format_law_block(fits.quantization, fits.notes, "quantization")
-    if fits.sparsity or any(k.startswith("sparsity:") for k in fits.notes):
-        lines += [
-            "",
-            "pruning, our analogue of Frantar et al. (2023): dL = C_S * D^gamma_D / "
-            "N^gamma_N * (s/(1-s))^gamma_s (2:4, s = 0.5 only: no gamma_s), with and "
-            "without recovery",
-        ]
-        lines += _format_law_block(fits.sparsity, fits.notes, "sparsity")
-    if fits.quantization:
-        lines.append("")
-        law = fits.pretrain_law
-        if law is None:
-            lines.append(
-                "critical pretraining tokens D*: not computed: "
-                + fits.notes.get("pretrain_law", "no pretraining fit")
-            )
-        else:
-            n = fits.critical_tokens[0].params if fits.critical_tokens else math.nan
-            lines.append(
-                f"critical pretraining tokens D* (past it, more data makes the quantized "
-                f"model worse), at N = {n:.4g}, the largest, with the pretraining fit's "
-                f"B = {law.params['B']:.4g}, beta = {law.params['beta']:.4g}:"
-            )
-            if not law.identified:
-                lines.append(
-                    "  the critical D rests on a pretraining fit that is NOT identified: "
-                    + "; ".join(law.identification)
-                )
-            top = fits.compression_table
-            most = float(top["pretrain_tokens"].max()) if top is not None else math.nan
-            for c in fits.critical_tokens:
-                text = f"  {c}"
-                if c.tokens is not None and math.isfinite(most):
-                    text += f"  ({c.tokens / most:.3g}x the sweep's largest D, {most:.3g})"
-                lines.append(text)
-    if fits.bytes_table is not None and len(fits.bytes_table):
-        lines += [""] + _format_bytes(fits.bytes_table)
-    return lines
-
-
-def _format_bytes(table: pd.DataFrame) -> list[str]:
-    """The bytes/throughput table, ``slower`` where a variant runs below float speed."""
-    batches = [c.removeprefix("speedup_") for c in table.columns if c.startswith("speedup_")]
-    n = float(table["params"].iloc[0])
-    models = int(table["models"].max())
-    lines = [
-        f"bytes and throughput per variant (mean over the {models} model(s) of N = {n:.4g}; "
-        "ratio: float bytes / variant bytes; speedup: tokens/s over the float model's)"
-    ]
-    head = f"  {'variant':>16} {'size_bytes':>11} {'memory_bytes':>12} {'ratio':>6}"
-    for b in batches:
-        head += f" {'tok/s b' + b.removeprefix('batch_'):>11} {'speedup':>14}"
-    lines.append(head)
-    for row in table.to_dict("records"):
-        text = (
-            f"  {row['variant']:>16} {row['size_bytes']:>11.4g} "
-            f"{_maybe(row.get('memory_bytes')):>12} {row['compression']:>5.2f}x"
-        )
-        for b in batches:
-            tps, sp = row.get(f"tokens_per_s_{b}"), row.get(f"speedup_{b}")
-            cell = "-" if sp is None or not math.isfinite(sp) else f"{sp:.2f}x"
-            if sp is not None and math.isfinite(sp) and sp < 1:
-                cell += " slower"
-            text += f" {_maybe(tps):>11} {cell:>14}"
-        lines.append(text)
-    return lines
-
-
-def _maybe(value: Any) -> str:
-    """A number as ``%.4g``, ``-`` where it is absent."""
-    if value is None or not math.isfinite(float(value)):
-        return "-"
-    return f"{float(value):.4g}"
 
 
 def fits_to_dict(fits: DownstreamFits) -> dict[str, Any]:
@@ -755,95 +575,3 @@ def plot_downstream(path: str | Path, out_dir: str | Path, **options: Any) -> li
     from analysis.plots.downstream import plot_downstream as plot
 
     return plot(path, out_dir, **options)
-
-
-# --------------------------------------------------------------------------------------
-# `scaling-analyze downstream`
-
-
-def add_parser(sub: Any, fit_options: Any) -> None:
-    """Add the ``downstream`` command to ``scaling-analyze``'s subparsers.
-
-    Parameters
-    ----------
-    sub
-        The subparsers object of ``analysis.cli.build_parser``.
-    fit_options
-        The shared parser of ``--bootstrap``, ``--seed``, ``--level``, ``--delta``.
-    """
-    p = sub.add_parser(
-        "downstream",
-        parents=[fit_options],
-        help="fit and plot fine-tuned accuracy and compression cost against model size",
-        description="Print the downstream laws (task error vs N, the two-step law L -> Err, "
-        "compression dL vs N) of a sweep's fine-tuning and compression records, found in "
-        "<sweep>-finetune/ and <sweep>-compress/ beside it, and draw their figures.",
-    )
-    p.add_argument("path", type=Path, help="the pretraining sweep dir (or its -finetune dir)")
-    p.add_argument(
-        "--params",
-        choices=PARAM_CONVENTIONS,
-        default="nonembed",
-        help="parameter convention used as N (default: nonembed)",
-    )
-    p.add_argument(
-        "--link",
-        choices=tuple(LINKS),
-        default="exponential",
-        help="step 2's form, task error from pretraining loss: exponential "
-        "(Gadre et al. 2024, default) or sigmoid (Bhagia et al. 2024, OLMo's ladder)",
-    )
-    p.add_argument("--out", type=Path, help="figures dir (default: <sweep>/plots)")
-    p.add_argument(
-        "--format", nargs="+", default=["png", "svg"], help="file formats (default png svg)"
-    )
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
-    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    p.set_defaults(handler=cmd_downstream)
-
-
-def cmd_downstream(args: Any) -> int:
-    """Fit, print and plot; exit status 2 (through the CLI) when there are no records."""
-    ft_dir, comp_dir = downstream_dirs(args.path)
-    if ft_dir is None and comp_dir is None:
-        raise DataError(
-            f"{args.path}: no fine-tuning or compression records beside it (expected "
-            f"{args.path.name}{FINETUNE_SUFFIX}/ or {args.path.name}{COMPRESS_SUFFIX}/)"
-        )
-    finetune = load_finetune(ft_dir, args.params) if ft_dir else None
-    compress = load_compress(comp_dir, args.params) if comp_dir else None
-    pretrain, why = None, ""
-    if compress is not None:
-        # the critical D needs the Chinchilla fit of the sweep the models came from
-        try:
-            pretrain = load_pretrain(args.path, args.params)
-        except DataError as e:
-            why = f"no pretraining records to fit L(N, D) on: {e}"
-    fits = compute_downstream_fits(
-        finetune,
-        compress,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        link=args.link,
-        pretrain=pretrain,
-        level=args.level,
-    )
-    if why and fits.quantization:
-        fits.notes["pretrain_law"] = why
-    out = args.out or Path(args.path) / "plots"
-    written = plot_downstream(
-        args.path,
-        out,
-        formats=tuple(args.format),
-        params=args.params,
-        fits=fits,
-        title=args.path.name,
-    )
-    if args.json:
-        print(json.dumps({**fits_to_dict(fits), "files": [str(p) for p in written]}, indent=2))
-    else:
-        print(format_downstream(fits))
-        print()
-        for path in written:
-            print(path)
-    return 0

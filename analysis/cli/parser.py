@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_report)
 
-    from analysis.downstream import add_parser as add_downstream
+    from analysis.cli.downstream import add_parser as add_downstream
 
     add_downstream(sub, _fit_options(DEFAULT_BOOTSTRAP))
     downstream = sub.choices["downstream"]
