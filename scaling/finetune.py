@@ -9,9 +9,10 @@ For each completed source run with saved weights (see :mod:`scaling.sources`):
    as its context unless ``task.length`` says otherwise.
 2. Load the pretrained body into ``AutoModelForSequenceClassification`` (the run's saved
    HF config names the architecture); its linear head is new, seeded by ``seed``, and
-   reads, by ``finetune.head`` (:func:`logits_of`), the last real token of each example
-   (``last``, the library's own), or the mean or the maximum over its real tokens of
-   the final hidden states (``mean``, ``max``). The pad id is the tokenizer's
+   reads, by ``finetune.head`` (:func:`logits_of`), the final hidden state of the last
+   real token of each example (``last``, what the library's own pooling reads), or the
+   mean or the maximum of those states over its real tokens (``mean``, ``max``), with
+   ``finetune.dropout`` on what it reads while training. The pad id is the tokenizer's
    end-of-document id, which never occurs in a text.
 3. Train every weight with AdamW: linear warmup, then linear decay to zero at
    ``max_steps``. The peak learning rate is ``finetune.lr``, or by default
@@ -125,22 +126,32 @@ def load_classifier(model_dir: str | Path, num_labels: int, pad_id: int, seed: i
 HEADS = ("last", "mean", "max")
 
 
-def logits_of(model, input_ids: torch.Tensor, head: str, pad_id: int) -> torch.Tensor:
+def logits_of(
+    model, input_ids: torch.Tensor, head: str, pad_id: int, dropout: float = 0.0
+) -> torch.Tensor:
     """The classifier's logits for ``input_ids``, its head reading what ``head`` says.
 
-    ``last``: the hidden state of the last token that is not padding (the library's own
-    pooling). ``mean``, ``max``: the mean or the element-wise maximum of the final hidden
-    states over the example's real tokens -- padding comes after the text, and a causal
-    model's real tokens never attend to it, so no attention mask is needed.
+    ``last``: the hidden state of the last token that is not padding (what the library's
+    own sequence classifiers read). ``mean``, ``max``: the mean or the element-wise
+    maximum of the final hidden states over the example's real tokens -- padding comes
+    after the text, and a causal model's real tokens never attend to it, so no attention
+    mask is needed. ``dropout`` > 0 drops features of that pooled state before the head
+    while the model trains (the classifier dropout of BERT-style fine-tuning); in
+    ``eval()`` mode it does nothing.
     """
-    if head == "last":
-        return model(input_ids=input_ids).logits
     hidden = model.base_model(input_ids=input_ids).last_hidden_state
     real = (input_ids != pad_id).unsqueeze(-1)
-    if head == "mean":
+    if head == "last":
+        # the rightmost real token; an example that is all padding reads position 0
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        last = (positions * real.squeeze(-1)).argmax(-1)
+        pooled = hidden[torch.arange(len(hidden), device=hidden.device), last]
+    elif head == "mean":
         pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1)
     else:
         pooled = hidden.masked_fill(~real, float("-inf")).amax(1)
+    if dropout:
+        pooled = F.dropout(pooled, dropout, training=model.training)
     return model.score(pooled)
 
 
@@ -185,6 +196,9 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     head = fcfg.get("head", "last")
     if head not in HEADS:
         raise ValueError(f"finetune.head={head!r}: expected one of {', '.join(HEADS)}")
+    dropout = float(fcfg.get("dropout", 0.0))
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"finetune.dropout={dropout}: expected a rate in [0, 1), e.g. 0.1")
     if fcfg.get("threads"):
         torch.set_num_threads(int(fcfg["threads"]))
     device = pick_device(fcfg["device"])
@@ -298,7 +312,7 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         x = torch.from_numpy(train_split.x[idx]).to(device)
         y = torch.from_numpy(train_split.y[idx]).to(device)
         with autocast(device, dtype):
-            logits = logits_of(model, x, head, task.pad_id)
+            logits = logits_of(model, x, head, task.pad_id, dropout)
         loss = F.cross_entropy(logits.float(), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step}")

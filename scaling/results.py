@@ -63,6 +63,7 @@ OMITTED_AT_DEFAULT = {
     "train.flops": None,
     "train.min_steps": None,
     "data.unique_tokens": None,
+    "finetune.dropout": 0.0,
 }
 COSINE_IGNORES = ("optim.decay_frac", "optim.decay_shape")
 

@@ -163,6 +163,45 @@ def test_the_mean_and_max_heads_read_only_the_real_tokens(sweep):
     assert not torch.allclose(out["mean"], out["max"], atol=1e-3)
 
 
+def test_the_last_head_reads_what_the_librarys_own_pooling_reads(sweep):
+    """Our pooling of the last real token gives the logits of the library's classifier."""
+    src = find_sources(sweep)[0][0]
+    clf = finetune.load_classifier(src.model_dir, num_labels=4, pad_id=256, seed=0).eval()
+    x = torch.randint(0, 256, (3, 64))
+    x[0, 40:] = 256  # ends early
+    x[1, 5:] = 256
+    with torch.no_grad():
+        ours = finetune.logits_of(clf, x, "last", 256)
+        library = clf(input_ids=x).logits
+    assert torch.allclose(ours, library, atol=1e-5)
+    assert not torch.allclose(ours[0], ours[2], atol=1e-3)
+
+
+def test_dropout_acts_on_the_pooled_state_in_training_only(sweep):
+    src = find_sources(sweep)[0][0]
+    clf = finetune.load_classifier(src.model_dir, num_labels=4, pad_id=256, seed=0)
+    x = torch.randint(0, 256, (4, 64))
+    with torch.no_grad():
+        clf.eval()
+        plain = finetune.logits_of(clf, x, "mean", 256)
+        assert torch.equal(finetune.logits_of(clf, x, "mean", 256, dropout=0.5), plain)
+        clf.train()
+        torch.manual_seed(0)
+        dropped = finetune.logits_of(clf, x, "mean", 256, dropout=0.5)
+    assert not torch.allclose(dropped, plain, atol=1e-3)
+
+
+def test_a_dropout_outside_zero_to_one_is_refused(sweep, tmp_path):
+    from omegaconf import OmegaConf
+
+    src = find_sources(sweep)[0][0]
+    cfg = compose("experiment=finetune", f"source={sweep}", *QUICK, "finetune.dropout=1.5")
+    config = finetune.record_config(OmegaConf.to_container(cfg, resolve=True), src)
+    with pytest.raises(ValueError, match=r"finetune.dropout=1.5: expected a rate in \[0, 1\)"):
+        finetune.execute(config, src, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_unknown_head_is_refused_before_anything_is_written(sweep, tmp_path):
     from omegaconf import OmegaConf
 
