@@ -83,13 +83,22 @@ class SourceRun:
         }
 
 
-def find_sources(sweep_dir: str | Path) -> tuple[list[SourceRun], list[str]]:
+#: Which budget records of a trunk a job starts from (``source_budgets``).
+SOURCE_BUDGETS = ("all", "last")
+
+
+def find_sources(sweep_dir: str | Path, budgets: str = "all") -> tuple[list[SourceRun], list[str]]:
     """The completed runs of a sweep with saved weights, and why the others are left out.
 
     Parameters
     ----------
     sweep_dir : path
         A pretraining sweep directory (``<results_dir>/<sweep>``).
+    budgets : {"all", "last"}
+        Of a trunk that yielded several budgets (scaling/budgets.py), every budget's
+        record, or only its last (most tokens): one model per size, at a fraction of
+        the cost of a job over a whole WSD-S sweep. Runs without budgets are kept either
+        way.
 
     Returns
     -------
@@ -98,9 +107,15 @@ def find_sources(sweep_dir: str | Path) -> tuple[list[SourceRun], list[str]]:
     skipped : list of str
         One line per run left out, saying why.
     """
+    if budgets not in SOURCE_BUDGETS:
+        raise ValueError(f"source_budgets={budgets!r}: expected one of {', '.join(SOURCE_BUDGETS)}")
     sources, skipped = [], []
     for d, summary in results.iter_runs(sweep_dir):
         if not summary or summary.get("job", "pretrain") != "pretrain":
+            continue
+        if (
+            summary.get("role") == "trunk"
+        ):  # the trajectory's own record; its budgets are the models
             continue
         if summary.get("status") != "completed":
             skipped.append(f"{d.name}: {summary.get('status')}, not completed")
@@ -111,8 +126,26 @@ def find_sources(sweep_dir: str | Path) -> tuple[list[SourceRun], list[str]]:
         else:
             config = yaml.safe_load((d / "config.yaml").read_text())
             sources.append(SourceRun(d, summary, config))
+    if budgets == "last":
+        last: dict[str, SourceRun] = {}
+        for src in sources:
+            trunk = src.summary.get("trunk_id") or src.run_id
+            if trunk not in last or _budget_index(src) > _budget_index(last[trunk]):
+                last[trunk] = src
+        kept = {id(s) for s in last.values()}
+        skipped += [
+            f"{s.run_id}: budget {_budget_index(s)} of trunk {s.summary['trunk_id']}, "
+            "not its last (source_budgets=last)"
+            for s in sources
+            if id(s) not in kept
+        ]
+        sources = [s for s in sources if id(s) in kept]
     sources.sort(key=lambda s: (s.summary.get("params_nonembed") or 0, s.run_id))
     return sources, skipped
+
+
+def _budget_index(src: SourceRun) -> int:
+    return int(src.summary.get("budget_index") or 0)
 
 
 def run_job(job: str, cfg: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -136,7 +169,7 @@ def run_job(job: str, cfg: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         raise ValueError(f"job={job!r} is unknown: use pretrain or one of {JOBS}")
     module = importlib.import_module(f"scaling.{job}")
     source = Path(cfg["source"])
-    sources, skipped = find_sources(source)
+    sources, skipped = find_sources(source, cfg.get("source_budgets", "all"))
     for line in skipped:
         print(f"{job}: source run {line}: left out", flush=True)
     if not sources:

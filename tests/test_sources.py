@@ -99,3 +99,29 @@ def test_source_fields_name_the_source_and_its_pretraining(sweep):
     assert fields["pretrain"]["final_val_loss"] == src.summary["final_val_loss"]
     assert fields["params_nonembed"] == src.summary["params_nonembed"]
     json.dumps(fields)  # goes into summary.json as it is
+
+
+def test_source_budgets_last_keeps_one_model_per_trunk(tmp_path):
+    """Of a WSD-S trunk with two budgets, ``last`` keeps the record with the most tokens
+    and says why it left the other out; ``all`` keeps both; the trunk's own record is no
+    model and is not reported as one without weights; a typo is refused."""
+    from scaling.main import run
+
+    args = (
+        "experiment=smoke",
+        "model.d_model=16",
+        "optim.schedule=wsd_s",
+        "train.tokens=null",
+        "train.budgets=[4096,8192]",
+        "train.save_model=true",
+        f"results_dir={tmp_path}",
+    )
+    run(compose(*args))
+    sweep = tmp_path / "smoke"
+    every, _ = find_sources(sweep, "all")
+    last, skipped = find_sources(sweep, "last")
+    assert sorted(s.summary["tokens"] for s in every) == [4096, 8192]
+    assert [s.summary["tokens"] for s in last] == [8192]
+    assert len(skipped) == 1 and "not its last (source_budgets=last)" in skipped[0]
+    with pytest.raises(ValueError, match="source_budgets='final': expected one of all, last"):
+        find_sources(sweep, "final")
