@@ -6,15 +6,22 @@ Chinchilla law in the *effective* parameters and tokens of a run that repeats da
     N' = U_N + U_N·R*_N·(1 - exp(-R_N / R*_N)),   R_N = N / U_N - 1,
 
 with U_D the unique tokens (``unique_tokens``), R_D the repeated epochs beyond the
-first, and U_N = min(N, U_D / 20) the parameters compute-optimal for the unique data
-(Chinchilla's 20 tokens per parameter, as the paper sizes U_N), R_N the excess
-parameters beyond them in the same units. Each repetition of the data is worth
-``exp(-1/R*_D)`` of the one before: repeated tokens lose half their value after
+first, and U_N = min(N, N_opt(U_D)) the parameters compute-optimal for the unique data,
+R_N the excess parameters beyond them in the same units. Each repetition of the data is
+worth ``exp(-1/R*_D)`` of the one before: repeated tokens lose half their value after
 ``R*_D · ln 2`` epochs (the half-life reported), and excess parameters likewise. On
-single-epoch runs of models no larger than U_D/20 (R_D = R_N = 0) it is Chinchilla's law.
+single-epoch runs of models no larger than N_opt(U_D) (R_D = R_N = 0) it is
+Chinchilla's law.
 
-The fitter reads it in four inputs: ``N``, ``D`` and the two ratios ``rho_N = N / U_N``
-and ``rho_D = D / U_D`` (both >= 1; see :func:`repetition_inputs`), so that
+The paper takes N_opt(U_D) from the Chinchilla law itself, the size whose
+compute-optimal data is U_D (its appendix A; :func:`optimal_unique_params`): U_D/19.6
+for its C4 fit. The fitter needs U_N before it knows the law, so by default it uses
+Chinchilla's 20 tokens per parameter, U_N = min(N, U_D/20); :func:`repetition_inputs`
+takes any other, e.g. the paper's from a law held fixed
+(:func:`analysis.repetition.fit_two_stage`).
+
+The fitter reads the law in four inputs: ``N``, ``D`` and the two ratios ``rho_N = N /
+U_N`` and ``rho_D = D / U_D`` (both >= 1; see :func:`repetition_inputs`), so that
 
     log N' = log N - log rho_N + log(1 + R*_N (1 - exp(-(rho_N - 1) / R*_N))),
 
@@ -35,16 +42,28 @@ from analysis.laws.base import Law, fmt_number
 from analysis.laws.jets import Jet, exp, lse, reciprocal, unpack, variables
 from analysis.laws.powers import CHINCHILLA_GRID
 
-__all__ = ["DataConstrained", "repetition_inputs"]
+__all__ = ["DataConstrained", "optimal_unique_params", "repetition_inputs"]
 
 #: Tokens per parameter at which U_D unique tokens are compute-optimal (U_N = U_D / 20).
 OPTIMAL_TOKENS_PER_PARAM = 20.0
 
 
 def repetition_inputs(
-    params: np.ndarray, tokens: np.ndarray, unique_tokens: np.ndarray
+    params: np.ndarray,
+    tokens: np.ndarray,
+    unique_tokens: np.ndarray,
+    unique_params: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(N, D, rho_N, rho_D)`` for the law from parameters, tokens and unique tokens.
+
+    Parameters
+    ----------
+    params, tokens, unique_tokens
+        N, D and U_D of each run.
+    unique_params
+        The size compute-optimal for each run's unique tokens, N_opt(U_D), of which
+        U_N = min(N, N_opt(U_D)) is taken; None: U_D / 20 (Chinchilla's 20 tokens per
+        parameter). :func:`optimal_unique_params` gives the paper's, from a law.
 
     Raises
     ------
@@ -52,11 +71,28 @@ def repetition_inputs(
         When a value is not positive and finite.
     """
     n, d, u = (np.asarray(v, dtype=float) for v in (params, tokens, unique_tokens))
-    for name, v in (("params", n), ("tokens", d), ("unique_tokens", u)):
+    optimal = u / OPTIMAL_TOKENS_PER_PARAM if unique_params is None else unique_params
+    optimal = np.broadcast_to(np.asarray(optimal, dtype=float), u.shape)
+    named = (("params", n), ("tokens", d), ("unique_tokens", u), ("unique_params", optimal))
+    for name, v in named:
         if not (np.isfinite(v).all() and (v > 0).all()):
             raise ValueError(f"data_constrained: every {name} must be finite and > 0")
-    u_n = np.minimum(n, u / OPTIMAL_TOKENS_PER_PARAM)
+    u_n = np.minimum(n, optimal)
     return n, d, np.maximum(n / u_n, 1.0), np.maximum(d / u, 1.0)
+
+
+def optimal_unique_params(unique_tokens: np.ndarray, chinchilla: Mapping[str, float]) -> np.ndarray:
+    """The size whose compute-optimal data is ``unique_tokens`` under a Chinchilla law
+    (Muennighoff et al. 2023, appendix A): ``N_opt = G (U_D G)^(beta/alpha)`` with ``G =
+    (alpha A / (beta B))^(1/(alpha + beta))``, from Chinchilla's ``N_opt = G (C/6)^a``,
+    ``D_opt = (C/6)^b / G``.
+
+    ``chinchilla`` holds ``A``, ``B``, ``alpha``, ``beta`` (``E`` is not needed). With
+    ``alpha = beta`` it is ``G^2 U_D``: U_D / 19.6 for the paper's C4 law.
+    """
+    a, b = float(chinchilla["alpha"]), float(chinchilla["beta"])
+    g = (a * float(chinchilla["A"]) / (b * float(chinchilla["B"]))) ** (1.0 / (a + b))
+    return g * (np.asarray(unique_tokens, dtype=float) * g) ** (b / a)
 
 
 def _log(x: Any) -> Any:
