@@ -20,7 +20,8 @@ For each completed source run with saved weights (see :mod:`scaling.sources`):
    already scales it with width, and fine-tuning wants a fraction of it.
 4. Every ``eval_every`` steps (and before the first) measure validation accuracy and loss.
    The best evaluation (highest accuracy, then lowest loss) is kept; after ``patience``
-   evaluations without a better one, training stops early.
+   evaluations without a better one, training stops early (``null``, the default: it
+   never does -- the demo's models still gained after four evaluations without).
 5. Restore the best weights and score the held-out test split once.
 
 Every record also carries the task's baselines (:mod:`scaling.baselines`: the majority
@@ -293,7 +294,8 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
                 bad_evals = 0
             else:
                 bad_evals += 1
-            if step < max_steps and bad_evals >= fcfg["patience"]:
+            patience = fcfg["patience"]
+            if step < max_steps and patience is not None and bad_evals >= patience:
                 stopped_early = True
                 break
             if step % fcfg["log_every"] == 0 or step == max_steps:

@@ -10,7 +10,8 @@ scripts/setup.sh
 if [[ "${1:-}" == --with-downstream ]]; then
     shift
     .venv/bin/scaling-train -m experiment=demo train.save_model=true "$@"
-    .venv/bin/scaling-train -m experiment=finetune source=results/demo
+    # each size's last budget, three seeds: the accuracies get error bars
+    .venv/bin/scaling-train -m experiment=finetune source=results/demo source_budgets=last seed=0,1,2
     # the demo's layers are 16-256 inputs wide: groups of 8 inputs are to them what
     # groups of 128 are to a model a few thousand wide; each pruned model also
     # recovers for 32 steps, so pruning is fitted with and without recovery

@@ -11,6 +11,7 @@ from scaling.sources import find_sources
 
 FOUR = "task.classes=[asyncio,email,tkinter,unittest]"  # chance 0.25
 QUICK = (
+    "task=stdlib_packages",
     FOUR,
     "task.val_per_class=32",
     "task.test_per_class=128",
@@ -90,9 +91,10 @@ def test_relaunch_skips_finished_runs(finetuned, sweep, capsys):
 
 def test_early_stopping_ends_a_run_that_stops_improving(sweep, tmp_path):
     src = find_sources(sweep)[0][0]
-    cfg = compose(
+    cfg_args = (
         "experiment=finetune",
         f"source={sweep}",
+        "task=stdlib_packages",
         FOUR,
         "task.val_per_class=8",
         "task.test_per_class=8",
@@ -100,6 +102,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(sweep, tmp_path):
         "finetune.eval_every=2",
         "finetune.patience=3",
     )
+    cfg = compose(*cfg_args)
     from omegaconf import OmegaConf
 
     config = finetune.record_config(OmegaConf.to_container(cfg, resolve=True), src)
@@ -108,6 +111,12 @@ def test_early_stopping_ends_a_run_that_stops_improving(sweep, tmp_path):
     assert (s["best_step"], s["step"]) == (0, 6)  # three evaluations without progress
     rows = results.read_metrics(tmp_path)
     assert len({row["val_accuracy"] for row in rows}) == 1
+    # patience null (the default) never stops early: the run goes to max_steps
+    cfg = compose(*cfg_args[:-1], "finetune.patience=null", "finetune.max_steps=8")
+    config = finetune.record_config(OmegaConf.to_container(cfg, resolve=True), src)
+    (tmp_path / "patient").mkdir()
+    s = finetune.execute(config, src, tmp_path / "patient")
+    assert s["stopped_early"] is False and (s["best_step"], s["step"]) == (0, 8)
 
 
 def test_classifier_has_the_pretrained_body_and_reads_the_last_real_token(sweep):
