@@ -101,10 +101,13 @@ _newton = newton
 #: Starts that take the first Newton steps, by kind of law (``fit``'s ``prescreen``
 #: None): the sums of powers, with their fused objective, afford 1,024; the others,
 #: whose second derivatives go through the generic path, 256 -- on synthetic BNSL and
-#: Kaplan sets the optimum's start ranked far inside the best 256 by objective. After
-#: the first steps these laws also stop the search :data:`PATIENCE` iterations after its
-#: best start has converged, since their grids hold starts that crawl into degenerate
-#: corners (an exponent at 0, a break off the data) for hundreds of iterations.
+#: Kaplan sets the optimum's start ranked far inside the best 256 by objective (the
+#: broken power laws' once their starts are moved to the data's level,
+#: :attr:`Law.level_coords`; unlevelled, two breaks' optimum often ranked below 256).
+#: After the first steps these laws also stop the search :data:`PATIENCE` iterations
+#: after its best start has converged (or the law's own :attr:`Law.search_patience`),
+#: since their grids hold starts that crawl into degenerate corners (an exponent at 0,
+#: a break off the data) for hundreds of iterations.
 PRESCREEN = {"sum_of_powers": 1024, "other": 256}
 PATIENCE = 25
 
@@ -416,7 +419,7 @@ def _fit_newton(
     fused = isinstance(law, SumOfPowers)
     if prescreen is None:
         prescreen = PRESCREEN["sum_of_powers" if fused else "other"]
-    patience = None if fused else PATIENCE
+    patience = None if fused else (law.search_patience or PATIENCE)
     starts = make_starts(law, init, grid, logx, logy, cons)
     if cons is not None:
         # Search the centred free coordinates alone (analysis.constraints).

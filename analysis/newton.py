@@ -337,7 +337,7 @@ def newton(
     f, g, hess, scale = objective(prob, theta, weights)
     nit = np.zeros(s_count, dtype=int)
     converged = np.abs(g).max(axis=1) <= gtol
-    active = ~converged & np.isfinite(f)
+    active = ~converged & _finite(f, g, hess)
     lam = np.full(s_count, 1e-3)
     eye = np.eye(p)
     waited = 0
@@ -381,10 +381,18 @@ def newton(
             f[good], g[good], hess[good], scale[good] = fg, gg, hg, sg
             converged[good] = np.abs(gg).max(axis=1) <= gtol[good]
         stalled = lam > 1e20
-        active = ~converged & ~stalled & np.isfinite(f)
+        active = ~converged & ~stalled & _finite(f, g, hess)
         if on_progress is not None:
             on_progress(int(s_count - active.sum()))
     return BatchState(theta=theta, f=f, g=g, nit=nit, converged=converged)
+
+
+def _finite(f: np.ndarray, g: np.ndarray, hess: np.ndarray) -> np.ndarray:
+    """Rows whose objective and derivatives are all finite. A row whose derivatives
+    overflowed (a start run into an extreme corner: a break sharpness of e^-60) can
+    take no Newton step, and one NaN in a batched solve fails it for every row, so
+    such a row stops where it is, not converged."""
+    return np.isfinite(f) & np.isfinite(g).all(axis=1) & np.isfinite(hess).all(axis=(1, 2))
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,5 +1,9 @@
 """The starts of a fit: the law's grid of starting points (or one ``init``), with the
-fixed and tied parameters imposed, in the coordinates the engine works in."""
+fixed and tied parameters imposed, in the coordinates the engine works in.
+
+The default grid is a product of axes placed on the data; a law may drop rows of it
+that duplicate others (:meth:`Law.prune_grid`) and have its starts moved to the
+level of the data (:meth:`Law.level_coords`, :func:`level_starts`)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 from analysis.constraints import Constraints
 from analysis.laws import Law
 
-__all__ = ["centre_of", "grid_points", "starts"]
+__all__ = ["centre_of", "grid_points", "level_starts", "starts"]
 
 
 def grid_points(
@@ -41,7 +45,10 @@ def grid_points(
     mesh = np.meshgrid(*[np.asarray(axes[nm], dtype=float) for nm in names], indexing="ij")
     points = np.stack([m.ravel() for m in mesh], axis=1)
     if cons is None:
-        return points
+        # Only the default grid, unconstrained, is pruned: a grid given is taken as
+        # given, and a fixed or tied parameter can break the symmetry that makes rows
+        # duplicates (a fixed break position gives the breaks an order).
+        return law.prune_grid(points) if grid is None else points
     if law.grid_centred:
         # The fixed values are set in centred coordinates too, where they are the same
         # (an exponent), before undoing the centring; the rest is imposed after it.
@@ -78,6 +85,33 @@ def starts(
             start = cons.impose(start)
         return law.shift(start, centre, -1.0)
     points = grid_points(law, grid, logx, logy, cons)
-    if law.grid_centred and cons is None:
-        return points
-    return law.shift(points, centre, -1.0)
+    if not (law.grid_centred and cons is None):
+        points = law.shift(points, centre, -1.0)
+    bound = set() if cons is None else {*cons.fixed, *cons.tied, *cons.tied.values()}
+    coords = law.level_coords
+    if grid is None and coords and not bound & {law.param_names[i] for i in coords}:
+        points = level_starts(law, points, logx - centre[:, None], logy)
+    return points
+
+
+def level_starts(law: Law, points: np.ndarray, logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
+    """Move each start (rows of centred internal coordinates) along the law's level
+    coordinates (:attr:`Law.level_coords`) by the median of its log residuals
+    ``log y - log ŷ`` at centred ``logx``.
+
+    Moving them together by ``δ`` adds ``δ`` to ``log ŷ`` everywhere, so the start's
+    shape is kept and its level set where the fit's objective wants it: the Huber loss
+    with its small threshold is nearly the sum of absolute log residuals, whose best
+    constant shift is their median. A grid's level axes are coarse (a factor of e^1.5
+    for the broken power laws); off by that much, every start's objective is dominated
+    by its level, and the best shapes are not the starts ranked first. Starts whose
+    prediction is not finite are left where they are (the search drops them).
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s, _, _ = law.log_predict(points, logx, order=0)
+        shift = np.median(logy - s, axis=1)
+    out = np.array(points, dtype=float, copy=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    for i in law.level_coords:
+        out[:, i] += shift
+    return out

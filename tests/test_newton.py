@@ -197,3 +197,25 @@ def test_a_fixed_break_sharpness_recovers_a_bnsl_truth() -> None:
     for name, value in truth.items():
         assert result.params[name] == pytest.approx(value, rel=1e-5)
     assert set(result.intervals) == {"a", "b", "c0", "c1", "d1"}
+
+
+def test_a_row_with_overflowed_derivatives_stops_where_it_is() -> None:
+    """A start whose objective is finite but whose derivatives overflowed (a break
+    sharpness of e^-400) takes no step and stays unconverged; the other rows of the
+    batch are minimised as if it were not there."""
+    from analysis.newton import newton
+
+    law = get_law("bnsl")
+    logx = np.linspace(-3, 3, 40)[None]
+    good = [-1.0, 0.0, 0.3, 0.5, 0.0, np.log(0.5)]
+    theta = np.array([good, [-1.0, 0.0, 0.3, 0.5, 0.001, -400.0]])
+    logy = law.log_predict(theta[:1], logx, order=0)[0][0] + 0.01 * np.sin(np.arange(40))
+    prob = LawProblem(law, logx, logy, 1e-3)
+    f, g, hess, _ = objective(prob, theta, np.ones(40))
+    assert np.isfinite(f).all() and not np.isfinite(hess[1]).all()  # the case at hand
+    start = theta + [[0.05, -0.05, 0.02, 0.0, 0.1, 0.0], [0.0] * 6]
+    state = newton(prob, start, np.ones(40), np.full(2, 1e-10), max_iter=200)
+    alone = newton(prob, start[:1], np.ones(40), np.full(1, 1e-10), max_iter=200)
+    assert state.converged.tolist() == [True, False]
+    assert state.nit[1] == 0 and (state.theta[1] == start[1]).all()
+    np.testing.assert_array_equal(state.theta[0], alone.theta[0])

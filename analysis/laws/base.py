@@ -154,6 +154,30 @@ class Law:
         return (True,) * self.n_inputs
 
     @property
+    def level_coords(self) -> tuple[int, ...]:
+        """Internal coordinates that, moved together by ``δ``, add ``δ`` to ``log ŷ`` at
+        every point: the law's level in log space. The fitter moves each start of the
+        default grid along them by the median log residual before ranking the starts
+        (:func:`analysis.starts.level_starts`), so that a start is judged by its shape
+        rather than by how near the grid's coarse level axes put it. ``()``: none, the
+        starts are taken as they are."""
+        return ()
+
+    def prune_grid(self, points: np.ndarray) -> np.ndarray:
+        """The rows of the default grid's product worth starting from (rows of internal
+        coordinates, centred when :attr:`grid_centred`): all of them, unless the law
+        drops starts that duplicate others (see
+        :meth:`analysis.laws.broken.BrokenPowerLaw.prune_grid`)."""
+        return points
+
+    @property
+    def search_patience(self) -> int | None:
+        """Iterations the search of the starts waits once its best start has converged,
+        where the law needs another value than the fitter's (``analysis.fit.PATIENCE``);
+        None: the fitter's."""
+        return None
+
+    @property
     def grid_centred(self) -> bool:
         """Whether :meth:`default_grid` (and a grid given to the fitter) is in coordinates
         centred on the data (``log x`` less its mean, see :meth:`shift`) rather than

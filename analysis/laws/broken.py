@@ -52,7 +52,8 @@ class BrokenPowerLaw(Law):
     where there are points, and a floor only below them:
 
     * ``log_a``: ``a`` at 0.001, 0.3, 0.6 and 0.9 times the smallest ``y`` (from no
-      floor to one just under the data);
+      floor to one just under the data); two breaks: 0.001, 0.5, 0.97 (data that reach
+      their floor end within a few percent of it);
     * ``log_b`` (centred: ``log b - c0·m``, the first segment at the centre of the
       data): ``e^-4.5 .. e^0`` times the median ``y`` (4 values), so that ``y - a`` is
       matched whatever share of ``y`` the floor takes;
@@ -61,12 +62,22 @@ class BrokenPowerLaw(Law):
     * ``c_i``: -1, -0.3, 0.3, 1, 2 (the slope flattening or steepening by a lot or a
       little);
     * ``log_d_i`` (centred: ``log d_i - m``): 5 positions evenly inside the range of
-      ``log x`` (1/6 to 5/6 of it); two breaks: 4 each (1/5 to 4/5);
+      ``log x`` (1/6 to 5/6 of it); two breaks: 4 (1/5 to 4/5), the first break before
+      the second (:meth:`prune_grid`: 6 pairs of the 16);
     * ``log_f_i``: ``f`` at 0.1, 0.5, 2 (sharp to a bend over 2 e-folds of x); two
       breaks: 0.2, 1.
 
     One break: 4 x 4 x 5 x 5 x 5 x 3 = 6,000 starts. Two: 3 x 3 x 3 x 3 x 3 (a, b, c0,
-    c1, c2 on 3 values each) x 4 x 4 (d1, d2) x 2 x 2 (f1, f2) = 15,552.
+    c1, c2 on 3 values each) x 6 (d1 < d2) x 2 x 2 (f1, f2) = 5,832.
+
+    Before they are ranked, the starts are moved to the level of the data: ``log a``
+    and ``log b`` together by the median log residual (:attr:`level_coords`), which
+    keeps each start's shape. The grid's level axes then set the floor's share of the
+    loss rather than the loss itself, and the starts are ranked by shape. With the
+    patience of 100 iterations (:attr:`search_patience`) this found the optimum of 17
+    of 20 synthetic two-break sets (four truths, five noise draws) where the grid of
+    15,552 starts ranked by their raw objective found 8, and that of 15 of 15 one-break sets
+    where it found 12.
     """
 
     name: str = "bnsl"
@@ -147,7 +158,7 @@ class BrokenPowerLaw(Law):
         m = float(logx[0].mean())
         y_min, y_med = float(np.exp(logy.min())), float(np.exp(np.median(logy)))
         one = self.breaks == 1
-        floors = [1e-3, 0.3, 0.6, 0.9] if one else [1e-3, 0.5, 0.9]
+        floors = [1e-3, 0.3, 0.6, 0.9] if one else [1e-3, 0.5, 0.97]
         scales = [-4.5, -3.0, -1.5, 0.0] if one else [-3.0, -1.5, 0.0]
         c0s = [-0.5, 0.0, 0.25, 0.5, 1.0] if one else [0.0, 0.5, 1.0]
         cis = [-1.0, -0.3, 0.3, 1.0, 2.0] if one else [-1.0, 0.3, 1.0]
@@ -163,6 +174,32 @@ class BrokenPowerLaw(Law):
             axes[f"log_d{i}"] = np.array(spots) - m
             axes[f"log_f{i}"] = np.log(sharp)
         return axes
+
+    @property
+    def level_coords(self) -> tuple[int, ...]:
+        # log ŷ = LSE(log a, log b - ...): adding δ to log a and log b adds δ to both
+        # terms, hence to log ŷ, whatever the exponents and breaks.
+        return (0, 1)
+
+    def prune_grid(self, points: np.ndarray) -> np.ndarray:
+        """Two breaks or more: only the rows whose break positions increase. A row with
+        ``d1 > d2`` is another row with the breaks' labels swapped (the axes of both
+        breaks are the same), the same curve, and one with ``d1 = d2`` starts both
+        breaks on one spot; dropped, they leave the search its budget for distinct
+        shapes (on synthetic two-break sets it then finds the optimum more often)."""
+        if self.breaks < 2:
+            return points
+        where = [4 + 3 * i for i in range(self.breaks)]
+        return points[np.all(np.diff(points[:, where], axis=1) > 0, axis=1)]
+
+    @property
+    def search_patience(self) -> int | None:
+        # The starts that end at the optimum are often still descending when a worse
+        # local optimum has converged. On synthetic sets (levelled starts), the
+        # fitter's default of 25 cut them off in 1 of 15 one-break fits; with two
+        # breaks 100 found the optimum of 17 of 20 sets, 50 found 14. It costs about a
+        # quarter more search time.
+        return 100
 
     @property
     def grid_centred(self) -> bool:
