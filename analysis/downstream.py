@@ -167,9 +167,20 @@ def per_source(finetune: pd.DataFrame) -> pd.DataFrame:
 
     When a model was fine-tuned with several settings (a sweep over learning rates, say),
     it is represented by the setting with the best mean *validation* accuracy: chosen
-    without looking at the test split, as tuning should be.
+    without looking at the test split, as tuning should be. The settings of one model
+    are compared on the seeds they all share (all of each, when they share none): the
+    best of means over one seed against means over three would favour the noisier.
     """
     finetune = finetune.assign(setting=finetune.get("setting", "-"))
+    seed = finetune["seed"].fillna(-1) if "seed" in finetune else 0  # records without one
+    finetune = finetune.assign(seed=seed)
+    seeds = finetune.groupby(["source_run", "setting"], sort=False)["seed"].agg(frozenset)
+    shared = seeds.groupby(level="source_run", sort=False).agg(lambda s: frozenset.intersection(*s))
+    common = finetune["source_run"].map(shared)
+    on_shared = [seed in c or not c for seed, c in zip(finetune["seed"], common, strict=True)]
+    choice = (
+        finetune[on_shared].groupby(["source_run", "setting"], sort=False)["val_accuracy"].mean()
+    )
     agg = finetune.groupby(["source_run", "setting"], sort=False).agg(
         val_accuracy=("val_accuracy", "mean"),
         params=("params", "first"),
@@ -185,7 +196,10 @@ def per_source(finetune: pd.DataFrame) -> pd.DataFrame:
         stopped_early=("stopped_early", "mean"),
     )
     agg = agg.reset_index()
-    agg = agg.loc[agg.groupby("source_run", sort=False)["val_accuracy"].idxmax()]
+    agg["choice"] = [
+        choice[(r, st)] for r, st in zip(agg["source_run"], agg["setting"], strict=True)
+    ]
+    agg = agg.loc[agg.groupby("source_run", sort=False)["choice"].idxmax()].drop(columns="choice")
     return agg.sort_values(["params", "pretrain_tokens"]).reset_index(drop=True)
 
 

@@ -206,6 +206,25 @@ def test_a_model_tuned_several_ways_counts_with_its_best_setting_on_validation(t
     assert points["test_error"].to_numpy() == pytest.approx(errors)
 
 
+def test_settings_are_compared_on_the_seeds_they_share(tmp_path):
+    """A setting run with one lucky seed does not beat one run with three on means over
+    different seeds: both are judged on the seed they share, then reported on all theirs."""
+    from analysis.downstream import per_source
+
+    losses = sat(LOSS_N, SIZES)
+    errors = err_of_loss(losses)
+    for root, lucky_seed in ((tmp_path / "a", 0), (tmp_path / "b", 5)):
+        write_finetune(root, errors, losses, seeds=(0,), setting="three", val_shift=0.1)
+        write_finetune(root, errors, losses, seeds=(1, 2), setting="three", val_shift=0.0)
+        write_finetune(root, errors, losses, seeds=(lucky_seed,), setting="lucky", val_shift=0.08)
+    # mean validation over all seeds: three +0.033, lucky +0.08; on seed 0: +0.1, +0.08
+    points = per_source(load_finetune(tmp_path / "a"))
+    assert set(points["setting"]) == {"three"} and set(points["seeds"]) == {3}
+    # no seed shared: each setting's mean over all its own
+    points = per_source(load_finetune(tmp_path / "b"))
+    assert set(points["setting"]) == {"lucky"} and set(points["seeds"]) == {1}
+
+
 def test_plot_downstream_draws_every_figure(sweep, tmp_path):
     written = plot_downstream(sweep, tmp_path / "plots", bootstrap=20)
     names = sorted(p.name for p in written)
