@@ -449,6 +449,9 @@ def backtest_two_step(
         m = min(len(losses), len(step2.bootstrap))
         # resample i of step 1 composed with resample i of step 2: the diagonal
         errors = np.diagonal(step2.predict_samples(losses[:m])[:m])
+        # an error rate lies in [0, 1]: a resample's law extrapolated past it says the
+        # rate is at the bound, not beyond it
+        errors = np.clip(errors, 0.0, 1.0)
         tail = 100 * (1 - level) / 2
         lo, hi = np.nanpercentile(errors, [tail, 100 - tail])
         interval = (float(lo), float(hi))

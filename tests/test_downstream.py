@@ -350,6 +350,19 @@ def test_the_two_step_law_fitted_on_smaller_models_predicts_the_largest(tmp_path
     assert json.loads(json.dumps(fits_to_dict(fits)))["two_step_backtest"]["inside"] is True
 
 
+def test_the_two_step_interval_stays_an_error_rate(tmp_path):
+    """With errors this noisy some resamples' laws extrapolate below 0 at the largest
+    size; the interval is of error rates, so it stays inside [0, 1]."""
+    from analysis.downstream import backtest_two_step
+
+    losses = sat(LOSS_N, SIZES)
+    noisy = err_of_loss(losses) * np.exp(np.random.default_rng(1).normal(0, 0.4, 8))
+    write_finetune(tmp_path / "n-finetune", np.clip(noisy, 0.01, 0.99), losses)
+    back = backtest_two_step(load_finetune(tmp_path / "n-finetune"), bootstrap=200)
+    lo, hi = back.interval
+    assert 0.0 <= lo <= hi <= 1.0
+
+
 # --------------------------------------------------------------------------------------
 # The compression laws: records in the format of the rewritten compression job
 
