@@ -113,9 +113,8 @@ def find_sources(sweep_dir: str | Path, budgets: str = "all") -> tuple[list[Sour
     for d, summary in results.iter_runs(sweep_dir):
         if not summary or summary.get("job", "pretrain") != "pretrain":
             continue
-        if (
-            summary.get("role") == "trunk"
-        ):  # the trajectory's own record; its budgets are the models
+        # a trunk's own record is its trajectory, not a model: its budgets are the models
+        if summary.get("role") == "trunk":
             continue
         if summary.get("status") != "completed":
             skipped.append(f"{d.name}: {summary.get('status')}, not completed")
