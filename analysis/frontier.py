@@ -57,9 +57,10 @@ class Frontier:
         ``"runs"``, ``"points"``) and how many there were (see
         :attr:`analysis.fit.FitResult.resampled`).
     identified, identification
-        Approach 3: those of the fit it comes from (see
-        :attr:`analysis.result.FitResult.identified`); always True for approaches 1
-        and 2, which fit no law.
+        Whether the data pin ``a`` down, and if not, why. Approach 3: those of the fit
+        it comes from (see :attr:`analysis.result.FitResult.identified`). Every
+        approach: False when ``interval`` reaches 0 or 1, past the exponents a frontier
+        can have (on it N_opt and D_opt both grow with compute, so 0 < a < 1).
     """
 
     approach: int
@@ -76,6 +77,18 @@ class Frontier:
     n_groups: int | None = None
     identified: bool = True
     identification: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.interval is None:
+            return
+        lo, hi = self.interval
+        if not (lo > 0 and hi < 1):  # NaN bounds included: nothing was pinned down
+            self.identified = False
+            self.identification = [
+                *self.identification,
+                f"the {self.level:.0%} interval of a, [{lo:.3g}, {hi:.3g}], reaches past "
+                "(0, 1), where N_opt and D_opt both grow with compute",
+            ]
 
     def params_opt(self, flops: float | np.ndarray) -> np.ndarray:
         """``N_opt`` at the given budgets, on this frontier."""

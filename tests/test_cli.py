@@ -448,7 +448,7 @@ def test_one_size_under_chinchilla_is_marked_and_the_default_fits_l_of_d(tmp_pat
     assert "one model size only" in err
     assert "(from an unidentified fit: not estimates)" in out
     code, out, err = run_main(capsys, "frontier", path, "--bootstrap", "20", "--budget", "1e19")
-    assert "(from an unidentified fit: not an estimate)" in out
+    assert "(not identified: not an estimate)" in out
     assert "(from an unidentified fit: not a recommendation)" in out
     code, out, err = run_main(capsys, "fit", path, "--bootstrap", "20")
     assert code == 0, err

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from analysis.fit import FitResult
+    from analysis.frontier import Frontier
 
 
 def _law_for(args: argparse.Namespace, df: pd.DataFrame) -> tuple[str, str | None, str]:
@@ -78,7 +79,7 @@ def _fit_law(
     return result
 
 
-def _check_identified(args: argparse.Namespace, result: FitResult, what: str) -> None:
+def _check_identified(args: argparse.Namespace, result: FitResult | Frontier, what: str) -> None:
     """Warn (with --strict: fail) when the data do not identify ``result``."""
     if result.identified:
         return
@@ -151,6 +152,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     if args.approach == 1:
         curves = require(_load(args, kind="curves"), ["flops", "params", "loss"], "approach 1")
         frontier = optimal.approach1(curves, points=args.envelope)
+        _check_identified(args, frontier, "approach 1's exponent")
     elif args.approach == 2:
         runs = require(_load(args), ["flops", "params", "loss"], "approach 2")
         if args.method == "porian" and args.bootstrap < 20:
@@ -161,6 +163,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         frontier = optimal.approach2(
             runs, method=args.method, bootstrap=args.bootstrap, seed=args.seed
         )
+        _check_identified(args, frontier, "approach 2's exponent")
     else:
         runs = require(_load(args), ["params", "tokens", "loss"], "approach 3 (chinchilla fit)")
         progress("law: chinchilla L(N, D) (approach 3 solves its compute-optimal closed form)")
@@ -180,6 +183,8 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         progress(f"done in {time.perf_counter() - started:.1f} s")
         _check_identified(args, result, "the chinchilla fit")
         frontier = optimal.approach3(result)
+        if result.identified:  # else said above; the interval of a can still be too wide
+            _check_identified(args, frontier, "approach 3's exponent")
         if args.budget:
             ladder = sorted(runs["params"].unique())
             allocations = [optimal.allocate(c, result, ladder=ladder) for c in args.budget]

@@ -89,7 +89,7 @@ def format_frontier(frontier: Any, max_rows: int = 12) -> str:
     if interval is not None:
         a += f"   [{_num(interval[0])}, {_num(interval[1])}]"
     if not getattr(frontier, "identified", True):
-        a += "   (from an unidentified fit: not an estimate)"
+        a += "   (not identified: not an estimate)"
     lines.append(a)
     if getattr(frontier, "b", None) is not None:
         lines.append(f"  b = {_num(frontier.b)}   (D_opt ∝ C^b)")
