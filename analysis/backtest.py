@@ -204,7 +204,9 @@ def backtest(
         lo = hi = np.full(len(held), np.nan)
         inside = [None] * len(held)
     reach = result.extrapolation(*inputs)
-    factor = reach.get("flops", reach.get("C")) if form.n_inputs == 2 else next(iter(reach.values()))
+    factor = (
+        reach.get("flops", reach.get("C")) if form.n_inputs == 2 else next(iter(reach.values()))
+    )
 
     columns = [
         c for c in ["run", "params", "tokens", "flops", "loss", *x_cols, y] if c in df.columns

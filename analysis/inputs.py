@@ -43,10 +43,12 @@ def check_data(
     y_name: str | None,
     need: int,
     free: int | None = None,
+    why: str | None = None,
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Validate and convert the inputs of a fit of ``law`` (at least ``need`` points,
-    ``free`` its free parameters when some are fixed or tied); error messages name the
-    offending column."""
+    ``free`` its free parameters when some are fixed or tied; ``why`` says where
+    ``need`` comes from when it is not twice those, e.g. ``"min_points=5"``); error
+    messages name the offending column."""
     if law.n_inputs == 1:
         # One input: a bare array (or list of numbers), or a 1-tuple holding it.
         xs = tuple(x) if isinstance(x, tuple) and len(x) == 1 else (x,)
@@ -65,13 +67,14 @@ def check_data(
     y_arr = check_column(y, y_label, None)
     x_arrs = tuple(check_column(v, lab, len(y_arr)) for v, lab in zip(xs, x_labels, strict=True))
     if len(y_arr) < need:
-        what = (
-            f"its {len(law.param_names)} parameters"
-            if free is None
-            else f"its {free} free parameter(s)"
-        )
+        if why is None:
+            what = (
+                f"its {len(law.param_names)} parameters"
+                if free is None
+                else f"its {free} free parameter(s)"
+            )
+            why = f"twice {what}"
         raise ValueError(
-            f"too few points to fit {law.name!r}: got {len(y_arr)}, need at least {need} "
-            f"(twice {what})"
+            f"too few points to fit {law.name!r}: got {len(y_arr)}, need at least {need} ({why})"
         )
     return x_arrs, y_arr

@@ -91,10 +91,13 @@ def _fit_power(
         raise ValueError("all x values are equal: a power law's exponent is undetermined")
     line = loglog_line(x, y, level)
     params = {"a": math.exp(line.intercept), "k": line.slope}
-    assert line.intercept_interval is not None and line.slope_interval is not None  # n >= 4
-    lo, hi = line.intercept_interval
-    intervals = {"a": (math.exp(lo), math.exp(hi)), "k": line.slope_interval}
-    kind = "t"
+    intervals: dict[str, tuple[float, float]] = {}
+    kind = "none"
+    # None only on two points (``fit``'s ``min_points=2``): no scatter to estimate.
+    if line.intercept_interval is not None and line.slope_interval is not None:
+        lo, hi = line.intercept_interval
+        intervals = {"a": (math.exp(lo), math.exp(hi)), "k": line.slope_interval}
+        kind = "t"
     samples = None
     if bootstrap > 0:
         # Weighted least squares with the resample counts as weights, all at once.

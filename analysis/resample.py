@@ -47,9 +47,7 @@ def group_labels(groups: Any, n: int) -> np.ndarray | None:
     return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.intp)
 
 
-def resample_counts(
-    n: int, n_boot: int, seed: int, groups: np.ndarray | None = None
-) -> np.ndarray:
+def resample_counts(n: int, n_boot: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """(n_boot, n) counts of each point in resamples drawn with replacement.
 
     With ``groups`` (labels 0..G-1, one per point) G groups are drawn per resample and

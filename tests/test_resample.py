@@ -69,6 +69,50 @@ def test_counts_draw_whole_groups():
     assert (plain.sum(axis=1) == 6).all()
 
 
+def test_resample_counts_draw_whole_groups() -> None:
+    groups = np.array([0, 0, 0, 1, 2, 2, 3, 3, 3, 3])
+    counts = resample_counts(len(groups), 500, seed=1, groups=groups)
+    assert counts.shape == (500, 10)
+    for g in range(4):
+        members = counts[:, groups == g]
+        assert (members == members[:, :1]).all()  # a group's points are drawn together
+    # each resample draws 4 groups: its group counts sum to 4, whatever the group sizes
+    per_group = np.column_stack([counts[:, groups == g][:, 0] for g in range(4)])
+    assert (per_group.sum(axis=1) == 4).all()
+    assert (counts.sum(axis=1) != 10).any()  # so the number of points varies
+    # one point per group is plain point resampling, draw for draw
+    plain = resample_counts(10, 500, seed=1)
+    assert np.array_equal(resample_counts(10, 500, seed=1, groups=np.arange(10)), plain)
+    assert (plain.sum(axis=1) == 10).all()
+
+
+def test_bootstrap_groups_trunks_runs_or_points() -> None:
+    trunk = pd.DataFrame(
+        {"run": ["a0", "a1", "b0", "b1", "c0"], "trunk": ["a", "a", "b", "b", "c"]}
+    )
+    labels, kind = bootstrap_groups(trunk)
+    assert kind == "trunks" and labels.tolist() == [0, 0, 1, 1, 2]
+    # learning curves: many rows per run, each run its own trunk
+    curves = pd.DataFrame({"run": ["a", "a", "a", "b", "b"], "trunk": ["a", "a", "a", "b", "b"]})
+    labels, kind = bootstrap_groups(curves)
+    assert kind == "runs" and labels.tolist() == [0, 0, 0, 1, 1]
+    # one row per run and trunk (records from before trunks): points; so is a bare table
+    assert bootstrap_groups(pd.DataFrame({"run": ["a", "b"], "trunk": ["a", "b"]})) == (
+        None,
+        "points",
+    )
+    assert bootstrap_groups(pd.DataFrame({"x": [1.0, 2.0]})) == (None, "points")
+    # a single trunk, or a single run, has nothing to draw between: the level below
+    one_trunk = trunk.assign(trunk="t")
+    assert bootstrap_groups(one_trunk) == (None, "points")
+    labels, kind = bootstrap_groups(curves.assign(trunk="t"))
+    assert kind == "runs" and labels.tolist() == [0, 0, 0, 1, 1]
+    assert bootstrap_groups(curves.assign(run="r", trunk="r")) == (None, "points")
+    # an unknown trunk falls back to the run
+    labels, kind = bootstrap_groups(trunk.assign(trunk=["a", "a", None, None, "c"]))
+    assert kind == "trunks" and labels.tolist() == [0, 0, 1, 2, 3]
+
+
 def test_labels_and_description():
     assert group_labels(["x", "y", "x"], 3).tolist() == [0, 1, 0]
     with pytest.raises(ValueError, match="2 labels but there are 3 points"):
