@@ -11,13 +11,16 @@ For each completed source run with saved weights (see :mod:`scaling.sources`):
    HF config names the architecture); its linear head is new, seeded by ``seed``, and
    reads, by ``finetune.head`` (:func:`logits_of`), the final hidden state of the last
    real token of each example (``last``, what the library's own pooling reads), or the
-   mean or the maximum of those states over its real tokens (``mean``, ``max``), with
-   ``finetune.dropout`` on what it reads while training. The pad id is the tokenizer's
-   end-of-document id, which never occurs in a text.
+   mean or the maximum of those states over its real tokens (``mean``, ``max``). Or, with
+   ``lm_loss``, the whole pretrained LM is kept and the head reads its loss of each next
+   token (:class:`LossProfileClassifier`). ``finetune.dropout`` acts on what the head
+   reads while training. The pad id is the tokenizer's end-of-document id, which never
+   occurs in a text.
 3. Train every weight with AdamW: linear warmup, then linear decay to zero at
-   ``max_steps``. The peak learning rate is ``finetune.lr``, or by default
+   ``max_steps``. The body's peak learning rate is ``finetune.lr``, or by default
    ``lr_factor`` times the source's own peak pretraining rate -- the pretraining rule
-   already scales it with width, and fine-tuning wants a fraction of it.
+   already scales it with width, and fine-tuning wants a fraction of it. The new head's
+   is ``finetune.head_lr`` (``null``: the body's).
 4. Every ``eval_every`` steps (and before the first) measure validation accuracy and loss.
    The best evaluation (highest accuracy, then lowest loss) is kept; after ``patience``
    evaluations without a better one, training stops early (``null``, the default: it
@@ -90,7 +93,40 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def load_classifier(model_dir: str | Path, num_labels: int, pad_id: int, seed: int):
+class LossProfileClassifier(torch.nn.Module):
+    """The pretrained LM, its own LM head kept, and a linear head over its per-token loss.
+
+    ``lm_loss`` reads what the model was pretrained to produce, the loss of each next
+    token (:func:`token_losses`), at every position of the example: the head is
+    ``Linear(length - 1, num_labels)``. A model that predicts text better shows a sharper
+    profile wherever the text stops making sense (the junction of ``stdlib_order``), so the
+    head's input improves with pretraining loss, as in the task-loss step of Bhagia et
+    al. (2024)'s two-step downstream law. Examples must be ``length`` tokens long (shorter
+    texts are padded to it, and the loss of a padded position is zero).
+    """
+
+    def __init__(self, lm: torch.nn.Module, length: int, num_labels: int) -> None:
+        super().__init__()
+        self.lm = lm
+        self.score = torch.nn.Linear(length - 1, num_labels)
+
+
+def token_losses(lm, input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """The LM's cross-entropy of each next token, ``(batch, length - 1)``; 0 on padding."""
+    logits = lm(input_ids=input_ids).logits[:, :-1].float()
+    target = input_ids[:, 1:]
+    nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    return nll * (target != pad_id)
+
+
+def load_classifier(
+    model_dir: str | Path,
+    num_labels: int,
+    pad_id: int,
+    seed: int,
+    head: str = "last",
+    length: int | None = None,
+):
     """A sequence classifier with the pretrained body of ``model_dir`` and a new head.
 
     Parameters
@@ -103,14 +139,31 @@ def load_classifier(model_dir: str | Path, num_labels: int, pad_id: int, seed: i
         The padding id; the head reads the last token that is not padding.
     seed : int
         Seeds the new head's initialisation (the caller's random state is left alone).
+    head : str
+        ``lm_loss``: a :class:`LossProfileClassifier` (the LM with its LM head, and a head
+        over ``length - 1`` token losses); any other head: the library's classifier.
+    length : int or None
+        ``lm_loss`` only: tokens per example.
 
     Returns
     -------
-    transformers.PreTrainedModel
-        ``forward(input_ids)`` returns ``logits`` of shape ``(batch, num_labels)``.
+    torch.nn.Module
+        For ``last``, ``mean``, ``max``: a ``transformers`` sequence classifier, whose
+        ``forward(input_ids)`` returns ``logits`` of shape ``(batch, num_labels)``. Read
+        its logits through :func:`logits_of`, which applies every head.
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    if head == "lm_loss":
+        if length is None or length < 2:
+            raise ValueError(f"the lm_loss head needs examples of >= 2 tokens, not {length}")
+        with quiet_transformers():
+            lm = AutoModelForCausalLM.from_pretrained(
+                model_dir, attn_implementation="sdpa", dtype=torch.float32
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return LossProfileClassifier(lm, length, num_labels)
     with quiet_transformers(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -124,7 +177,7 @@ def load_classifier(model_dir: str | Path, num_labels: int, pad_id: int, seed: i
 
 
 #: What the classification head reads (``finetune.head``).
-HEADS = ("last", "mean", "max")
+HEADS = ("last", "mean", "max", "lm_loss")
 
 
 def logits_of(
@@ -136,11 +189,24 @@ def logits_of(
     own sequence classifiers read). ``mean``, ``max``: the mean or the element-wise
     maximum of the final hidden states over the example's real tokens -- padding comes
     after the text, and a causal model's real tokens never attend to it, so no attention
-    mask is needed. ``dropout`` > 0 drops features of that pooled state before the head
-    while the model trains (the classifier dropout of BERT-style fine-tuning); in
-    ``eval()`` mode it does nothing.
+    mask is needed. ``lm_loss``: the LM's loss of each next token (``model`` is then a
+    :class:`LossProfileClassifier`). ``dropout`` > 0 drops features of that pooled state
+    before the head while the model trains (the classifier dropout of BERT-style
+    fine-tuning); in ``eval()`` mode it does nothing.
     """
-    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    if head == "lm_loss":
+        pooled = token_losses(model.lm, input_ids, pad_id)
+    else:
+        pooled = _pool(
+            model.base_model(input_ids=input_ids).last_hidden_state, input_ids, head, pad_id
+        )
+    if dropout:
+        pooled = F.dropout(pooled, dropout, training=model.training)
+    return model.score(pooled)
+
+
+def _pool(hidden: torch.Tensor, input_ids: torch.Tensor, head: str, pad_id: int) -> torch.Tensor:
+    """One state per example from the final hidden states, as ``head`` says."""
     real = (input_ids != pad_id).unsqueeze(-1)
     if head == "last":
         # the rightmost real token; an example that is all padding reads position 0
@@ -151,9 +217,7 @@ def logits_of(
         pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1)
     else:
         pooled = hidden.masked_fill(~real, float("-inf")).amax(1)
-    if dropout:
-        pooled = F.dropout(pooled, dropout, training=model.training)
-    return model.score(pooled)
+    return pooled
 
 
 def evaluate(
@@ -200,6 +264,11 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     dropout = float(fcfg.get("dropout", 0.0))
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"finetune.dropout={dropout}: expected a rate in [0, 1), e.g. 0.1")
+    head_lr = fcfg.get("head_lr")
+    if head_lr is not None and not (isinstance(head_lr, (int, float)) and head_lr >= 0):
+        raise ValueError(
+            f"finetune.head_lr={head_lr!r}: expected a rate >= 0, or null for the body's"
+        )
     if fcfg.get("threads"):
         torch.set_num_threads(int(fcfg["threads"]))
     device = pick_device(fcfg["device"])
@@ -219,20 +288,28 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     batch_size = min(int(fcfg["batch_size"]), len(train_split))
     eval_batch = 2 * batch_size  # no gradients to hold: twice the batch fits
 
-    model = load_classifier(source.model_dir, len(task.classes), task.pad_id, seed).to(device)
+    model = load_classifier(
+        source.model_dir, len(task.classes), task.pad_id, seed, head, length
+    ).to(device)
     peak = fcfg.get("lr")
     if peak is None:  # a fraction of the source's peak rate, which already scales with width
         peak = fcfg["lr_factor"] * source.summary["optim"]["lr"]
-    # no weight decay on norms and biases, as in pretraining
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": fcfg["weight_decay"]},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ],
-        lr=peak,
-        betas=tuple(fcfg["betas"]),
-    )
+    # The new head may have a rate of its own: the pretraining rule scales the body's with
+    # 1/width, which suits a head over hidden states, but lm_loss's head reads losses in
+    # nats, whose scale does not change with width.
+    head_peak = peak if head_lr is None else float(head_lr)
+    head_ids = {id(p) for p in model.score.parameters()}
+    groups = []
+    for part_peak, in_head in ((peak, False), (head_peak, True)):
+        part = [p for p in model.parameters() if (id(p) in head_ids) == in_head]
+        # no weight decay on norms and biases, as in pretraining
+        groups += [
+            {"params": [p for p in part if p.dim() >= 2], "weight_decay": fcfg["weight_decay"]},
+            {"params": [p for p in part if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        for group in groups[-2:]:
+            group["peak"] = part_peak
+    optimizer = torch.optim.AdamW(groups, lr=peak, betas=tuple(fcfg["betas"]))
     max_steps, warmup = int(fcfg["max_steps"]), int(fcfg["warmup_steps"])
 
     summary: dict[str, Any] = {
@@ -253,6 +330,7 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         "finetune": dict(fcfg),
         "seed": seed,
         "lr": peak,
+        "head_lr": head_peak,
         "batch_size": batch_size,
         "steps_total": max_steps,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -307,9 +385,8 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
         if step == max_steps:
             break
 
-        lr = lr_at(step, peak, warmup, max_steps)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr_at(step, group["peak"], warmup, max_steps)
         idx = next(sampler)
         x = torch.from_numpy(train_split.x[idx]).to(device)
         y = torch.from_numpy(train_split.y[idx]).to(device)
