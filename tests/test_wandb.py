@@ -215,6 +215,9 @@ def offline_runs(tmp_path_factory):
                 loss = final_loss(size) + (30 - step) / 100
                 run.log({"eval/loss": loss, "train/num_input_tokens_seen": step * 1000}, step=step)
             run.finish(exit_code=1 if name == "broken" else 0)
+        # stop wandb's service, which writes the run files: on a loaded machine the
+        # last run's file could otherwise still lack its run record when read
+        wandb.teardown()
     return root / "wandb"
 
 
@@ -222,6 +225,7 @@ def test_an_offline_run_file_is_read_back(offline_runs):
     files = sorted(offline_runs.glob("offline-run-*/run-*.wandb"))
     assert len(files) == 5
     runs = {r["name"]: r for r in map(read_run_file, files)}
+    assert sorted(runs) == ["broken", "r1", "r2", "r3", "r4"], [r["file"] for r in runs.values()]
     r1 = runs["r1"]
     assert r1["config"]["n_params"] == 1e5 and r1["config"]["model.width"] == 8
     assert [row["_step"] for row in r1["history"]] == [10, 20, 30]
