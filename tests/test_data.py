@@ -349,13 +349,13 @@ def _prepare_in_worker(spec_kwargs: dict, barrier, results) -> None:
     logger = logging.getLogger("scaling.data")
     logger.setLevel(logging.INFO)
     logger.addHandler(Collect())
-    build = data._build_entry
+    build = data.cache._build_entry
 
     def slow_build(*args, **kwargs):
         time.sleep(1.5)
         return build(*args, **kwargs)
 
-    data._build_entry = slow_build
+    data.cache._build_entry = slow_build  # where prepare() looks it up
     barrier.wait()
     td = prepare(DataSpec(**spec_kwargs))
     digest = hashlib.sha256(np.asarray(td.train).tobytes() + np.asarray(td.val).tobytes())
@@ -392,7 +392,7 @@ def test_complete_entry_is_read_without_the_lock(monkeypatch):
     def no_lock(*args, **kwargs):
         raise AssertionError("a complete cache entry must be read without taking the lock")
 
-    monkeypatch.setattr(data, "FileLock", no_lock)
+    monkeypatch.setattr(data.disk, "FileLock", no_lock)  # where _lock looks it up
     again = prepare(spec)
     np.testing.assert_array_equal(again.train, first.train)
 
