@@ -149,8 +149,9 @@ def load_classifier(
     -------
     torch.nn.Module
         For ``last``, ``mean``, ``max``: a ``transformers`` sequence classifier, whose
-        ``forward(input_ids)`` returns ``logits`` of shape ``(batch, num_labels)``. Read
-        its logits through :func:`logits_of`, which applies every head.
+        ``forward(input_ids)`` returns ``logits`` of shape ``(batch, num_labels)``; for
+        ``lm_loss``: a :class:`LossProfileClassifier`. Read either's logits through
+        :func:`logits_of`, which applies every head.
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
