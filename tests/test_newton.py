@@ -87,13 +87,9 @@ def test_jacobian_and_second_derivatives_match_finite_differences(name: str) -> 
                                        atol=1e-7, err_msg=f"{name} d2/d{p}d{q}")  # fmt: skip
 
 
-@pytest.mark.parametrize("name", NEWTON_LAWS)
-def test_huber_objective_derivatives_match_finite_differences(name: str) -> None:
-    rng = np.random.default_rng(3)
-    law, logx, theta = _data(name, rng)
-    logy = law.log_predict(theta[:1], logx, order=0)[0][0] + rng.normal(0, 0.05, logx.shape[1])
-    prob = LawProblem(law, logx, logy, delta=0.02)
-    weights = rng.integers(0, 3, (len(theta), logx.shape[1])).astype(float)
+def _assert_objective_derivatives(prob, theta, weights, tol: tuple[float, ...]) -> None:
+    """The objective's gradient and Hessian against central differences of its value and
+    gradient; ``tol``: the gradient's rtol and atol, then the Hessian's."""
     _, g, hess, scale = objective(prob, theta, weights)
     assert (scale > 0).all()
     eps = 1e-6
@@ -102,8 +98,32 @@ def test_huber_objective_derivatives_match_finite_differences(name: str) -> None
         step[:, p] = eps
         f_hi, g_hi = objective(prob, theta + step, weights, order=1)
         f_lo, g_lo = objective(prob, theta - step, weights, order=1)
-        np.testing.assert_allclose(g[:, p], (f_hi - f_lo) / (2 * eps), rtol=1e-5, atol=1e-8)
-        np.testing.assert_allclose(hess[:, :, p], (g_hi - g_lo) / (2 * eps), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(g[:, p], (f_hi - f_lo) / (2 * eps), rtol=tol[0], atol=tol[1])
+        np.testing.assert_allclose(
+            hess[:, :, p], (g_hi - g_lo) / (2 * eps), rtol=tol[2], atol=tol[3]
+        )
+
+
+@pytest.mark.parametrize("name", NEWTON_LAWS)
+def test_huber_objective_derivatives_match_finite_differences(name: str) -> None:
+    rng = np.random.default_rng(3)
+    law, logx, theta = _data(name, rng)
+    logy = law.log_predict(theta[:1], logx, order=0)[0][0] + rng.normal(0, 0.05, logx.shape[1])
+    prob = LawProblem(law, logx, logy, delta=0.02)
+    weights = rng.integers(0, 3, (len(theta), logx.shape[1])).astype(float)
+    _assert_objective_derivatives(prob, theta, weights, tol=(1e-5, 1e-8, 1e-4, 1e-6))
+
+
+def test_the_fused_sum_of_powers_derivatives_match_finite_differences() -> None:
+    """The sum-of-powers problem the Chinchilla fit steps on, with one and two powers."""
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        prob = LogProblem(rng.uniform(15, 25, (k, 40)), np.log(rng.uniform(1.5, 3, 40)), 0.05)
+        theta = np.column_stack(
+            [rng.normal(0.5, 0.3, (6, 1)), rng.normal(8, 2, (6, k)), rng.uniform(0.2, 0.6, (6, k))]
+        )
+        weights = rng.integers(0, 3, (6, 40)).astype(float)
+        _assert_objective_derivatives(prob, theta, weights, tol=(1e-6, 1e-9, 1e-5, 1e-8))
 
 
 @pytest.mark.parametrize("name", ["saturating", "chinchilla"])
