@@ -637,6 +637,9 @@ def _train(
             torch.cuda.set_rng_state(state["rng_cuda"], device)
         step, best_val = state["step"], state["best_val_loss"]
         train_loss_sum, train_loss_n = state["train_loss_sum"], state["train_loss_n"]
+        # a run stopped right after its last evaluation resumes with no step left to
+        # take: its loss is the one it had reached
+        summary["final_val_loss"] = state.get("val_loss")
         return state["metrics_offset"]
 
     metrics_offset = None
@@ -677,6 +680,7 @@ def _train(
             "wall_s": wall_before + time.perf_counter() - t_start,
             "steps_trained": steps_trained,
             "best_val_loss": best_val,
+            "val_loss": summary["final_val_loss"],
             "train_loss_sum": train_loss_sum,
             "train_loss_n": train_loss_n,
             "metrics_offset": metrics.tell(),

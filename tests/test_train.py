@@ -206,6 +206,43 @@ def test_killed_run_resumes_bit_for_bit(reference_run, tmp_path, how):
     assert final["final_val_loss"] == ref["final_val_loss"]  # bit for bit, not approx
 
 
+def test_a_run_stopped_after_its_last_evaluation_resumes_to_its_loss(resolved, tmp_path, monkeypatch):
+    # a requeue signal that lands during the last evaluation checkpoints at the last step;
+    # the relaunch has no step left to take and must still record the loss it reached
+    import scaling.train as train_module
+    from scaling.train import Interrupted
+
+    ref_cfg, ref_out = run_once(resolved, tmp_path / "ref")
+    reference = train(ref_cfg, ref_out)
+    n_evals = len(results.read_metrics(ref_out))
+
+    real, calls = train_module.evaluate, []
+
+    def evaluate_then_signal(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        if len(calls) == n_evals:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return loss
+
+    cfg, out = run_once(resolved, tmp_path / "cut")
+    monkeypatch.setattr(train_module, "evaluate", evaluate_then_signal)
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: None)  # a requeue that returns
+    try:
+        with pytest.raises(Interrupted):
+            train(cfg, out)
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert results.read_summary(out)["status"] == "interrupted"
+    assert results.read_summary(out)["step"] == reference["step"]
+
+    final = train(cfg, out)
+    assert final["status"] == "completed"
+    assert final["final_val_loss"] == reference["final_val_loss"]
+    assert results.read_summary(out)["final_val_loss"] == reference["final_val_loss"]
+    assert comparable(out) == comparable(ref_out)
+
+
 @pytest.mark.slow
 def test_torch_compile_trains_to_the_same_loss_as_eager(resolved, tmp_path, monkeypatch):
     # inductor writes its cache to one shared temp folder unless told otherwise
