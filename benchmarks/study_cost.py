@@ -10,7 +10,7 @@ A grid of model sizes, each trained to several doubling token budgets, costs:
   wsd_s   one WSD-S trunk per size (``optim.schedule=wsd_s``): the largest budget only
 
 FLOPs are ``steps x batch tokens x analytic FLOPs per token`` of each size, the steps
-taken from the project's own plan (``scaling.train.plan_run`` on the composed config:
+taken from the project's own plan (``scaling.plan.plan_run`` on the composed config:
 ``scaling.budgets.plan_budgets`` and ``segments`` for the trunks, summing segment
 lengths), so they are what training spends, whole steps and all. Goal:
 ``ratio_wsd_s_vs_cosine <= 0.55``. With budgets b, 2b, 4b, 8b the ideal is 8/15 = 0.533
@@ -93,7 +93,7 @@ def compose(*overrides: str) -> dict[str, Any]:
 
 def plan_grid(sizes, budgets, per_param: bool, results_dir: Path) -> list[dict[str, Any]]:
     """Per size: the configs of its runs/trunks and their planned optimiser steps."""
-    from scaling.train import plan_run
+    from scaling.plan import plan_run
 
     key = "train.budgets_per_param" if per_param else "train.budgets"
     asked = "[" + ",".join(f"{b:g}" if per_param else str(int(b)) for b in budgets) + "]"

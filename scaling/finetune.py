@@ -55,9 +55,10 @@ import torch.nn.functional as F
 from scaling import results
 from scaling.baselines import ensure_baselines
 from scaling.data import DataSpec, load_tokenizer
+from scaling.hardware import autocast, pick_device, pick_dtype
+from scaling.provenance import launcher_info, versions
 from scaling.sources import SourceRun
 from scaling.tasks import Split, TaskSpec, build_task
-from scaling.train import autocast, launcher_info, pick_device, pick_dtype, versions
 
 
 def record_config(cfg: Mapping[str, Any], source: SourceRun) -> dict[str, Any]:

@@ -159,7 +159,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
     # torch is imported only when something is to be trained: relaunching a finished
     # sweep stays fast
-    from scaling.train import Interrupted, too_short, train
+    from scaling.plan import too_short
+    from scaling.stop import Interrupted
+    from scaling.train import train
 
     why = too_short(resolved)
     if why is not None:

@@ -1,7 +1,7 @@
 """Train one run of a sweep, resumably, and keep its record up to date.
 
-Reads top to bottom: resolve the per-size rules, build data and model, restore the
-checkpoint if there is one, then the loop (schedule, accumulate, clip, step, evaluate,
+Reads top to bottom: plan the run (its data, shape, budgets and per-size rules:
+scaling/plan.py), build the model, restore the checkpoint if there is one, then the loop (schedule, accumulate, clip, step, evaluate,
 log, checkpoint). Every decision a fit later depends on (parameter counts, tokens,
 FLOPs, learning rate, batch) is written to the run's record.
 """
@@ -12,8 +12,6 @@ import contextlib
 import json
 import math
 import os
-import platform
-import signal
 import sys
 import time
 import traceback
@@ -24,330 +22,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
-from omegaconf.errors import OmegaConfBaseException
 from torch.nn.parallel import DistributedDataParallel
 
-from scaling import budgets, distributed, results, rules, schedules
-from scaling.data import DataSpec, prepare, repeated_windows, sample_train_batch, val_batches
-from scaling.families import build_model, param_counts, shape_for
-from scaling.flops import flops_6nd, flops_per_token
+from scaling import budgets, distributed, results
+from scaling.data import sample_train_batch, val_batches
+from scaling.families import build_model
+from scaling.flops import flops_6nd
+from scaling.hardware import PEAK_FLOPS, autocast, make_optimizer, pick_device, pick_dtype
+from scaling.plan import lr_at, phase_of, plan_run
+from scaling.provenance import launcher_info, versions
+from scaling.stop import Interrupted, StopFlag
 from scaling.trackers import Trackers, open_trackers
-
-# Dense peak FLOP/s used for MFU, by device. A stated number, not a measurement: the
-# CPU figure is fp32 on two AVX-512 cores; set `train.peak_flops` for your hardware.
-PEAK_FLOPS = {
-    ("cuda", "bf16"): 989e12,  # H100/H200 SXM dense bf16
-    ("cuda", "fp32"): 67e12,
-    ("cpu", "bf16"): 400e9,
-    ("cpu", "fp32"): 180e9,
-}
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class Interrupted(RuntimeError):
-    """A stop signal arrived; the checkpoint has been written."""
-
-    def __init__(self, signum: int, why: str = "") -> None:
-        what = f"stopped by signal {signal.Signals(signum).name}"
-        super().__init__(f"{what} ({why})" if why else what)
-        self.signum = signum
-
-
-# ----------------------------------------------------------------------------------------
-# The per-size rules, stated in the config and resolved here once per run
-
-
-def resolve_plan(
-    cfg: Mapping[str, Any],
-    n_params: int,
-    context: int,
-    world: int = 1,
-    flops_per_token: float | None = None,
-    *,
-    n_nonembed: int | None = None,
-    n_layers: int | None = None,
-) -> dict[str, Any]:
-    """Token budgets, batch, learning rate and schedule for one model size.
-
-    Parameters
-    ----------
-    cfg : Mapping
-        The run config (``optim`` and ``train`` sections are read).
-    n_params : int
-        The parameter count the rules scale with (``train.budget_params`` convention).
-    context : int
-        Sequence length in tokens.
-    world : int
-        Data-parallel processes: the micro-batches of a step are shared among them, so
-        their number is rounded to a multiple of it.
-    flops_per_token : float, optional
-        The shape's analytic training FLOPs per token; needed for ``train.flops``.
-    n_nonembed, n_layers : int, optional
-        Non-embedding parameters and depth, for the ``porian`` and ``deepseek`` rules
-        (``optim.rules``); default: ``n_params`` and ``model.n_layers``.
-
-    Returns
-    -------
-    dict
-        ``tokens_target, batch_tokens, micro_batch, grad_accum, steps_total, lr, min_lr,
-        betas, rules, warmup_steps, eval_every`` — stored in the record's ``optim`` and ``summary`` —
-        and ``schedule, decay_frac, decay_shape, flops_target``, ``budgets`` (one
-        :class:`scaling.budgets.Budget` each) and ``segments`` (what the loop trains).
-    """
-    optim, train = cfg["optim"], cfg["train"]
-    schedule = optim.get("schedule", "cosine")
-    decay_frac = float(optim.get("decay_frac", 0.2))
-    decay_shape = optim.get("decay_shape", "linear")
-    schedules.check(schedule, decay_shape, decay_frac)
-
-    # tokens: several budgets from one run, a compute budget, an explicit count, or
-    # tokens_per_param * N (Chinchilla's compute-optimal ratio is ~20)
-    many = budgets.budget_tokens(train, n_params)
-    flops_target = None
-    if many is not None:
-        targets, asked = many, budgets.budget_list(train)
-    elif train.get("flops") is not None:
-        flops_target = _positive(train["flops"], "train.flops")
-        if not flops_per_token:
-            raise ValueError("train.flops needs the shape's FLOPs per token")
-        targets = asked = [flops_target / flops_per_token]  # made whole steps below
-    else:
-        tokens = train.get("tokens")
-        if tokens is None:
-            tokens = _positive(train["tokens_per_param"], "train.tokens_per_param") * n_params
-        targets = [_positive(tokens, "train.tokens")]
-        asked = [targets[0]]
-    if optim.get("rules") == "deepseek" and many is not None and len(many) > 1:
-        raise ValueError(
-            "optim.rules=deepseek sets the rate and batch from one compute budget: use it "
-            "with train.tokens or train.flops, or optim.rules=porian with several budgets"
-        )
-
-    # batch, peak rate, warmup and betas by the per-size rules (scaling/rules.py); a
-    # trunk's follow from its first budget, so asking it for more budgets changes none
-    micro = int(train["micro_batch"])
-    sized = rules.resolve_rules(
-        optim,
-        n_params=n_params,
-        n_nonembed=n_nonembed if n_nonembed is not None else n_params,
-        d_model=cfg["model"]["d_model"],
-        n_layers=n_layers or cfg["model"].get("n_layers") or 1,
-        context=context,
-        tokens=targets[0],
-        schedule=schedule,
-        batch_multiple=micro * context * world,
-    )
-    batch_tokens, lr = sized.batch_tokens, sized.lr
-    grad_accum = batch_tokens // (micro * context)
-    if flops_target is not None:
-        # whole steps, as close to the asked compute as they come
-        steps = max(1, round(flops_target / (flops_per_token * batch_tokens)))
-        targets = [steps * batch_tokens]
-    steps_total = max(1, math.ceil(targets[-1] / batch_tokens))
-    if train.get("max_steps") and many is None:
-        steps_total = min(steps_total, int(train["max_steps"]))
-
-    # warmup: explicit steps or tokens, the rule's, else a share of the (first) budget;
-    # a trunk's warmup must not depend on how many budgets it is later asked for
-    first_steps = max(1, math.ceil(targets[0] / batch_tokens))
-    if optim.get("warmup_steps") is not None:
-        warmup = int(optim["warmup_steps"])
-    elif optim.get("warmup_tokens") is not None:
-        warmup = math.ceil(float(optim["warmup_tokens"]) / batch_tokens)
-    elif sized.warmup_tokens is not None:
-        warmup = math.ceil(sized.warmup_tokens / batch_tokens)
-    else:
-        warmup = round(optim["warmup_frac"] * (first_steps if many else steps_total))
-    warmup = min(int(warmup), steps_total)
-
-    if many is not None:
-        plan_budgets = budgets.plan_budgets(
-            targets, asked, batch_tokens,
-            schedule=schedule, decay_frac=decay_frac, warmup_steps=warmup,
-        )
-        segments = budgets.segments(plan_budgets, schedule)
-    else:
-        if schedule == "cosine":
-            decay_start = warmup
-        else:  # plain WSD: warmup, constant, one decay over the last decay_frac
-            decay_start = max(warmup, steps_total - max(1, round(decay_frac * steps_total)))
-        only = budgets.Budget(0, asked[0], int(targets[0]), steps_total, decay_start)
-        plan_budgets, segments = [only], budgets.single(only, schedule)
-    n_evals = max(1, int(train["n_evals"]))
-    return {
-        "tokens_target": int(targets[-1]),
-        "batch_tokens": batch_tokens,
-        "micro_batch": micro,
-        "grad_accum": grad_accum,
-        "steps_total": steps_total,
-        "lr": lr,
-        "min_lr": lr * optim["min_lr_ratio"],
-        "betas": list(sized.betas),
-        "rules": sized.source,
-        "warmup_steps": warmup,
-        "eval_every": max(1, steps_total // n_evals),
-        "schedule": schedule,
-        "decay_frac": decay_frac,
-        "decay_shape": decay_shape,
-        "flops_target": flops_target,
-        "trunk": many is not None,
-        "budgets": plan_budgets,
-        "segments": segments,
-    }
-
-
-def _positive(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{key} must be a positive number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{key} must be finite, got {value!r}")
-    return value
-
-
-def lr_at(step: int, plan: Mapping[str, Any], decay: tuple[int, int] | None = None) -> float:
-    """The learning rate of the update made at ``step`` (0-based).
-
-    Cosine runs decay over the whole run; under WSD and WSD-S, ``decay`` is the decay
-    window of the segment being trained (None on a stable trunk).
-    """
-    if plan.get("schedule", "cosine") == "cosine":
-        return schedules.cosine_lr(
-            step, plan["lr"], plan["min_lr"], plan["warmup_steps"], plan["steps_total"]
-        )
-    return schedules.wsd_lr(
-        step, plan["lr"], plan["min_lr"], plan["warmup_steps"], decay, plan["decay_shape"]
-    )
-
-
-def phase_of(step: int, plan: Mapping[str, Any], decay: tuple[int, int] | None) -> str:
-    """What the schedule was doing at the update that led to ``step`` steps done."""
-    if step <= plan["warmup_steps"]:
-        return "warmup"
-    if plan["schedule"] == "cosine":
-        return "cosine"
-    return "decay" if decay is not None and step > decay[0] else "stable"
-
-
-# ----------------------------------------------------------------------------------------
-# Device, precision and the optimiser, each chosen by what the hardware offers
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    # oneDNN runs bf16 matmuls natively on CPUs with AVX-512 BF16 or AMX (about 2.4x the
-    # fp32 rate on a Zen 4 core); elsewhere it emulates them, slower than fp32
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pick_dtype(name: str, device: torch.device) -> str:
-    # bf16 autocast (fp32 master weights) wherever the hardware runs bf16 natively: every
-    # recent GPU, and CPUs with AVX-512 BF16 or AMX; fp32 everywhere else
-    if name == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
-    if name not in ("bf16", "fp32"):
-        raise ValueError(f"train.dtype must be auto, bf16 or fp32, got {name!r}")
-    return name
-
-
-def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
-    if dtype == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def make_optimizer(model: torch.nn.Module, plan: Mapping, optim: Mapping, device: torch.device):
-    # no weight decay on norms and biases (1-D tensors), as in GPT-2/Llama training
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": optim["weight_decay"]},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    # the fused kernel updates every tensor in one pass: on GPUs one launch instead of
-    # hundreds, on CPUs several times faster than the per-tensor loop (benchmarks/)
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(
-        groups, lr=plan["lr"], betas=tuple(plan["betas"]), eps=optim["eps"], fused=fused
-    )
-
-
-# ----------------------------------------------------------------------------------------
-# Stop signals: SLURM sends USR2 before preemption or the time limit, a user sends TERM
-
-
-class StopFlag:
-    """Records a stop signal so the loop can checkpoint at the next step boundary."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGUSR2):
-            self.previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous.clear()
-
-    def forward(self) -> None:
-        """After checkpointing, let whoever handled the signal before us act on it.
-
-        Under submitit, USR2's handler is submitit's: it asks the task how to resubmit
-        itself (the Hydra launcher: the same task from the start, which finds this run's
-        checkpoint and resumes), requeues the job and exits with ``SystemExit``. After
-        too many time-outs (``max_num_timeout``) it raises instead: the run is then
-        interrupted all the same, not failed (its checkpoint is on disk, and a relaunch
-        resumes it). Its SIGTERM handler only logs. Whenever the previous handler
-        returns, the run stops with :class:`Interrupted`.
-        """
-        if self.signum is None:  # another process of a data-parallel run was signalled
-            self.restore()
-            raise Interrupted(signal.SIGTERM)
-        prev = self.previous.get(self.signum)
-        self.restore()
-        if callable(prev):
-            try:
-                prev(self.signum, None)
-            except Exception as e:  # not SystemExit: a requeue leaves through that
-                raise Interrupted(self.signum, f"{type(e).__name__}: {e}") from e
-        raise Interrupted(self.signum)
-
-
-# ----------------------------------------------------------------------------------------
-# The record's fixed part: who, what, where
-
-
-def versions() -> dict[str, str]:
-    import transformers
-
-    from scaling import __version__
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "scaling_lab": __version__,
-    }
 
 
 LOG_NAME = "train.log"
@@ -365,46 +54,13 @@ def say(out: Path, text: str) -> None:
         f.write(text + "\n")
 
 
-def launcher_info() -> dict[str, Any]:
-    """SLURM job id, array index and log paths when running under SLURM/submitit."""
-    env = os.environ
-    job = env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
-    info: dict[str, Any] = {
-        "kind": "slurm" if job else "local",
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "job_id": None,
-        "array_index": None,
-        "log": None,
-        "stdout": None,
-        "stderr": None,
-    }
-    # outside a Hydra app (a test, a notebook) there is no Hydra config, or a stale one
-    with contextlib.suppress(ImportError, ValueError, OmegaConfBaseException):
-        from hydra.core.hydra_config import HydraConfig
-
-        hc = HydraConfig.get()
-        log = Path(hc.runtime.output_dir) / f"{hc.job.name}.log"
-        # relative to where the sweep was launched when inside it: records stay portable
-        with contextlib.suppress(ValueError):
-            log = log.relative_to(Path.cwd())
-        info["log"] = str(log)
-    if job:
-        task = env.get("SLURM_ARRAY_TASK_ID")
-        info["job_id"] = f"{job}_{task}" if task else job
-        info["array_index"] = int(task) if task else None
-    with contextlib.suppress(ImportError, RuntimeError):
-        import submitit
-
-        paths = submitit.JobEnvironment().paths
-        info["stdout"] = str(paths.stdout)
-        # SLURM creates the job's log files before it starts: no stderr file means stderr
-        # goes to the stdout log (the launcher's stderr_to_stdout)
-        info["stderr"] = str(paths.stderr if paths.stderr.exists() else paths.stdout)
-    return info
-
-
-def evaluate(model, batches, device, dtype) -> float:
+def evaluate(
+    model: torch.nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    dtype: str,
+) -> float:
+    """Mean cross-entropy (nats per token) over ``batches`` of (inputs, next tokens)."""
     model.eval()
     total = 0.0
     with torch.no_grad(), autocast(device, dtype):
@@ -413,62 +69,6 @@ def evaluate(model, batches, device, dtype) -> float:
             total += F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten()).item()
     model.train()
     return total / len(batches)
-
-
-# ----------------------------------------------------------------------------------------
-
-
-def plan_run(cfg: Mapping[str, Any], world: int = 1) -> tuple:
-    """Data, shape and plan of a run: ``(spec, data, shape, counts, fpt, plan)``.
-
-    The tokenized corpus is prepared (or found in the cache), the family's shape rule
-    turns the one size knob into an architecture, and :func:`resolve_plan` applies the
-    per-size rules. Nothing is written to the run's directory.
-    """
-    mcfg = cfg["model"]
-    # data: tokenized once per corpus+tokenizer and shared by every run of the sweep
-    spec = DataSpec.from_config(cfg["data"])
-    data = prepare(spec)
-    # model: the family's shape rule turns the one size knob into an architecture
-    shape = shape_for(
-        mcfg["family"],
-        mcfg["d_model"],
-        vocab_size=data.vocab_size,
-        context=mcfg["context"],
-        n_layers=mcfg.get("n_layers"),
-        n_heads=mcfg.get("n_heads"),
-        d_ff=mcfg.get("d_ff"),
-    )
-    counts = param_counts(shape)
-    fpt = flops_per_token(shape)
-    # a data-constrained run draws from the first unique_tokens tokens, epoch after epoch
-    if spec.unique_tokens is not None:
-        repeated_windows(spec.unique_tokens, shape.context, len(data.train))
-    plan = resolve_plan(
-        cfg, counts[cfg["train"]["budget_params"]], shape.context, world, fpt,
-        n_nonembed=counts["nonembed"], n_layers=shape.n_layers,
-    )
-    return spec, data, shape, counts, fpt, plan
-
-
-def too_short(cfg: Mapping[str, Any]) -> str | None:
-    """Why a run is not worth training (fewer steps than ``train.min_steps``), or None.
-
-    IsoFLOP grids cross every size with every compute budget; at a small budget the
-    largest sizes get too few steps to mean anything, and are skipped.
-    """
-    least = cfg["train"].get("min_steps")
-    if not least:
-        return None
-    *_, counts, _, plan = plan_run(cfg)
-    if plan["steps_total"] >= int(least):
-        return None
-    asked = plan["flops_target"]
-    budget = f"{asked:.3g} FLOPs" if asked else f"{plan['tokens_target']:,} tokens"
-    return (
-        f"{budget} gives N = {counts['nonembed']:,} only {plan['steps_total']} steps of "
-        f"{plan['batch_tokens']:,} tokens, under train.min_steps={least}: skipped"
-    )
 
 
 def train(cfg: Mapping[str, Any], run_directory: str | os.PathLike) -> dict[str, Any]:

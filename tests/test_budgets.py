@@ -7,7 +7,7 @@ import pytest
 
 from scaling import budgets, results
 from scaling.budgets import Budget, Segment
-from scaling.train import resolve_plan
+from scaling.plan import resolve_plan
 
 BATCH = 1000  # tokens per step: a budget of 100_000 tokens is 100 steps
 GRID = [100_000, 200_000, 400_000, 800_000]  # 100, 200, 400, 800 steps
@@ -472,7 +472,7 @@ def test_resolve_plan_errors_name_the_key(resolved, override, key):
 
 
 def test_resolve_plan_wsd_s_lr_returns_to_the_peak_after_each_decay(resolved):
-    from scaling.train import lr_at
+    from scaling.plan import lr_at
 
     cfg = resolved(
         *SMOKE, "optim.schedule=wsd_s", "train.budgets=[32768,65536]", "optim.warmup_steps=4"

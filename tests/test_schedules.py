@@ -5,7 +5,7 @@ import math
 import pytest
 
 from scaling import schedules
-from scaling.train import lr_at, phase_of
+from scaling.plan import lr_at, phase_of
 
 LR, MIN_LR = 1.0, 0.1  # peak and floor: a decay covers 0.9 of rate
 

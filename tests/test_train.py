@@ -16,7 +16,7 @@ import yaml
 from scaling import results
 from scaling.families import param_counts, shape_for
 from scaling.flops import flops_per_token
-from scaling.train import lr_at, resolve_plan, train
+from scaling.train import train
 
 # the fields DESIGN.md / docs/run-record.md promise in every summary
 SUMMARY_FIELDS = """schema run_id sweep status family n_layers d_model n_heads d_ff vocab_size context
@@ -62,63 +62,11 @@ def test_short_run_writes_a_complete_record(resolved, tmp_path):
     assert not (out / "checkpoint.pt").exists()
 
 
-def test_schedule_warms_up_then_decays_to_ten_percent(resolved):
-    cfg = resolved(*TINY)
-    plan = resolve_plan(cfg, n_params=10_000, context=64)
-    lrs = [lr_at(s, plan) for s in range(plan["steps_total"])]
-    peak = max(lrs)
-    assert peak == pytest.approx(plan["lr"])
-    warm = plan["warmup_steps"]
-    assert lrs[:warm] == sorted(lrs[:warm])  # increasing during warmup
-    assert lrs[warm:] == sorted(lrs[warm:], reverse=True)  # then non-increasing
-    assert lr_at(plan["steps_total"], plan) == pytest.approx(0.1 * plan["lr"])
-
-
-def test_budget_and_rules_follow_the_config(resolved):
-    cfg = resolved(
-        "experiment=demo",
-        "model.d_model=64",
-        "train.budgets=null",
-        "optim.batch_tokens=null",
-        "optim.batch_rule.base=8192",
-        "optim.batch_rule.n_base=1e5",
-        "optim.batch_rule.exponent=0.5",
-        "optim.lr_rule.base=3e-3",
-        "optim.lr_rule.exponent=1.0",
-    )
-    n = 100_000
-    plan = resolve_plan(cfg, n_params=n, context=128)
-    # 20 tokens per parameter, reached in whole optimiser steps
-    assert plan["tokens_target"] == 20 * n
-    assert plan["steps_total"] == math.ceil(20 * n / plan["batch_tokens"])
-    # batch rule: base * (N / n_base)^exponent, here exactly the base at n_base
-    assert plan["batch_tokens"] == 8192
-    assert plan["batch_tokens"] == plan["grad_accum"] * plan["micro_batch"] * 128
-    # learning-rate rule: base * d_base / d_model
-    assert plan["lr"] == pytest.approx(3e-3 * 128 / 64)
-    # a larger model gets a larger batch under the sqrt rule
-    assert resolve_plan(cfg, n_params=400_000, context=128)["batch_tokens"] > 8192
-
-
 def test_bf16_autocast_trains_on_cpu(resolved, tmp_path):
     cfg, out = run_once(resolved, tmp_path, "train.dtype=bf16", "train.tokens=16384")
     summary = train(cfg, out)
     assert summary["dtype"] == "bf16" and summary["status"] == "completed"
     assert summary["final_val_loss"] < math.log(summary["vocab_size"])
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, native):
-    import torch
-
-    from scaling import train as train_mod
-
-    monkeypatch.setattr(train_mod, "cpu_has_fast_bf16", lambda: native)
-    cpu = torch.device("cpu")
-    assert train_mod.pick_dtype("auto", cpu) == ("bf16" if native else "fp32")
-    assert train_mod.pick_dtype("fp32", cpu) == "fp32"  # an explicit choice always wins
-    with pytest.raises(ValueError, match="train.dtype must be auto, bf16 or fp32"):
-        train_mod.pick_dtype("fp16", cpu)
 
 
 def test_nan_loss_ends_the_run_as_diverged(resolved, tmp_path):
@@ -210,7 +158,7 @@ def test_a_run_stopped_after_its_last_evaluation_resumes_to_its_loss(resolved, t
     # a requeue signal that lands during the last evaluation checkpoints at the last step;
     # the relaunch has no step left to take and must still record the loss it reached
     import scaling.train as train_module
-    from scaling.train import Interrupted
+    from scaling.stop import Interrupted
 
     ref_cfg, ref_out = run_once(resolved, tmp_path / "ref")
     reference = train(ref_cfg, ref_out)
@@ -256,28 +204,6 @@ def test_torch_compile_trains_to_the_same_loss_as_eager(resolved, tmp_path, monk
     assert compiled["status"] == "completed"
     # the same computation, fused differently: equal up to float rounding
     assert compiled["final_val_loss"] == pytest.approx(eager["final_val_loss"], rel=1e-3)
-
-
-def test_stop_whose_previous_handler_refuses_to_requeue_still_interrupts():
-    # submitit's USR2 handler raises once a job has timed out too many times: the run
-    # must end interrupted (its checkpoint is on disk), not failed
-    from scaling.train import Interrupted, StopFlag
-
-    def refuses(signum, frame):
-        raise RuntimeError("Job not requeued because: timed-out too many times.")
-
-    before = signal.signal(signal.SIGUSR2, refuses)
-    try:
-        flag = StopFlag()
-        flag.install()
-        os.kill(os.getpid(), signal.SIGUSR2)
-        assert flag.signum == signal.SIGUSR2
-        with pytest.raises(Interrupted, match="timed-out too many times") as stopped:
-            flag.forward()
-        assert stopped.value.signum == signal.SIGUSR2
-        assert signal.getsignal(signal.SIGUSR2) is refuses  # handed back
-    finally:
-        signal.signal(signal.SIGUSR2, before)
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ from scaling.compress import measure, quantize, sparsity
 from scaling.compress.quantize import Quantization
 from scaling.data import DataSpec, prepare, sample_train_batch, val_batches
 from scaling.finetune import quiet_transformers
+from scaling.hardware import pick_device
+from scaling.provenance import launcher_info, versions
 from scaling.sources import SourceRun, find_sources
-from scaling.train import evaluate, launcher_info, pick_device, versions
+from scaling.train import evaluate
 
 # recovery batches are drawn from a stream apart from the pretraining runs' (their seeds
 # are small integers), so a recovery does not replay the run's first batches in order
