@@ -238,8 +238,9 @@ def _train(
         step, best_val = state["step"], state["best_val_loss"]
         train_loss_sum, train_loss_n = state["train_loss_sum"], state["train_loss_n"]
         # a run stopped right after its last evaluation resumes with no step left to
-        # take: its loss is the one it had reached
+        # take: its loss and speed are the ones it had reached
         summary["final_val_loss"] = state.get("val_loss")
+        summary.update(tokens_per_s=state.get("tokens_per_s"), mfu=state.get("mfu"))
         return state["metrics_offset"]
 
     metrics_offset = None
@@ -281,6 +282,8 @@ def _train(
             "steps_trained": steps_trained,
             "best_val_loss": best_val,
             "val_loss": summary["final_val_loss"],
+            "tokens_per_s": tokens_per_s,
+            "mfu": mfu,
             "train_loss_sum": train_loss_sum,
             "train_loss_n": train_loss_n,
             "metrics_offset": metrics.tell(),
@@ -328,6 +331,11 @@ def _train(
     # this process (allocator warm-up, torch.compile)
     train_time, steps_timed, first_step = 0.0, 0, True
     tokens_per_s = mfu = None
+
+    def speed() -> dict[str, float]:
+        # what this process measured; a process that took no step keeps its checkpoint's
+        return {} if tokens_per_s is None else {"tokens_per_s": tokens_per_s, "mfu": mfu}
+
     state_key = todo[first].start_key
     for i, seg in enumerate(todo[first:], start=first):
         if state_key != seg.start_key and not (i == first and source == "checkpoint"):
@@ -421,7 +429,7 @@ def _train(
             if procs.any(stop.signum is not None, device):
                 if procs.main:
                     save(ckpt_path, snapshot(segment=seg.key))
-                record(status="interrupted", tokens_per_s=tokens_per_s, mfu=mfu)
+                record(status="interrupted", **speed())
                 if metrics:
                     metrics.close()
                     say(out, f"[{out.name}] checkpoint at step {step}, stopping")
@@ -438,7 +446,7 @@ def _train(
                 save(stable_path, snapshot(key=seg.key))
             procs.barrier()
         if trunk and seg.budget is not None and procs.main:
-            summary.update(tokens_per_s=tokens_per_s, mfu=mfu)
+            summary.update(speed())
             _write_budget_record(cfg, out, summary, plan, seg.budget, record_ids, model, unique)
             record(status="running")
 
@@ -449,7 +457,7 @@ def _train(
             model.save_pretrained(out / "model", safe_serialization=True)
         if not tcfg.get("keep_checkpoint"):
             ckpt_path.unlink(missing_ok=True)
-    return record(status="completed", tokens_per_s=tokens_per_s, mfu=mfu)
+    return record(status="completed", **speed())
 
 
 def _recorded(cfg: Mapping[str, Any], rid: str) -> bool:
