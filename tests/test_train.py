@@ -154,33 +154,41 @@ def test_killed_run_resumes_bit_for_bit(reference_run, tmp_path, how):
     assert final["final_val_loss"] == ref["final_val_loss"]  # bit for bit, not approx
 
 
-def test_a_run_stopped_after_its_last_evaluation_resumes_to_its_loss(resolved, tmp_path, monkeypatch):
-    # a requeue signal that lands during the last evaluation checkpoints at the last step;
-    # the relaunch has no step left to take and must still record the loss it reached
+@contextlib.contextmanager
+def usr2_after_evaluations(monkeypatch, n: int):
+    """SIGUSR2 (SLURM's warning) while the ``n``-th evaluation runs, to a handler that
+    returns as submitit's requeue does; the run must then stop ``Interrupted``. Later
+    evaluations (a resumed run's) are left alone."""
     import scaling.train as train_module
     from scaling.stop import Interrupted
-
-    ref_cfg, ref_out = run_once(resolved, tmp_path / "ref")
-    reference = train(ref_cfg, ref_out)
-    n_evals = len(results.read_metrics(ref_out))
 
     real, calls = train_module.evaluate, []
 
     def evaluate_then_signal(*args, **kwargs):
         calls.append(1)
         loss = real(*args, **kwargs)
-        if len(calls) == n_evals:
+        if len(calls) == n:
             os.kill(os.getpid(), signal.SIGUSR2)
         return loss
 
-    cfg, out = run_once(resolved, tmp_path / "cut")
     monkeypatch.setattr(train_module, "evaluate", evaluate_then_signal)
-    before = signal.signal(signal.SIGUSR2, lambda signum, frame: None)  # a requeue that returns
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: None)
     try:
         with pytest.raises(Interrupted):
-            train(cfg, out)
+            yield
     finally:
         signal.signal(signal.SIGUSR2, before)
+
+
+def test_a_run_stopped_after_its_last_evaluation_resumes_to_its_loss(resolved, tmp_path, monkeypatch):
+    # a requeue signal that lands during the last evaluation checkpoints at the last step;
+    # the relaunch has no step left to take and must still record the loss it reached
+    ref_cfg, ref_out = run_once(resolved, tmp_path / "ref")
+    reference = train(ref_cfg, ref_out)
+
+    cfg, out = run_once(resolved, tmp_path / "cut")
+    with usr2_after_evaluations(monkeypatch, len(results.read_metrics(ref_out))):
+        train(cfg, out)
     assert results.read_summary(out)["status"] == "interrupted"
     assert results.read_summary(out)["step"] == reference["step"]
 
@@ -393,6 +401,31 @@ def test_a_trunk_killed_in_any_phase_resumes_bit_for_bit(forked_reference, tmp_p
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode == 0, output
     assert all_records(tmp_path) == forked_reference
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "wsd_s"])
+def test_a_trunk_stopped_as_a_budget_ends_writes_the_same_records(
+    resolved, tmp_path, monkeypatch, schedule
+):
+    # the signal lands during the evaluation that ends the first budget, before its record
+    # is written: the relaunch resumes at that step, writes it, and trains the rest
+    args = (f"optim.schedule={schedule}", *WSD, B3)
+    ref_cfg, _ = run_once(resolved, tmp_path / "ref", *args)
+    train(ref_cfg, results.run_dir(tmp_path / "ref", "smoke", results.run_id(ref_cfg)))
+    _, ref_records = budget_records(tmp_path / "ref", ref_cfg)
+    evals_to_first = len(results.read_metrics(ref_records[0]))
+
+    cfg, out = run_once(resolved, tmp_path / "cut", *args)
+    with usr2_after_evaluations(monkeypatch, evals_to_first):
+        train(cfg, out)
+    _, records = budget_records(tmp_path / "cut", cfg)
+    assert results.read_summary(records[0]) is None  # stopped before its record
+
+    assert train(cfg, out)["status"] == "completed"
+    assert all_records(tmp_path / "cut") == all_records(tmp_path / "ref")
+    for got, ref in zip(records, ref_records, strict=True):
+        a, b = results.read_summary(got), results.read_summary(ref)
+        assert a["status"] == "completed" and a["final_val_loss"] == b["final_val_loss"]
 
 
 # ---------------------------------------------------------------------------------------
