@@ -74,6 +74,8 @@ def fit_frame(
             f"(it has: {', '.join(map(str, df.columns))})"
         )
     arrays = tuple(df[c].to_numpy(dtype=float) for c in cols)
+    if cols == ["params", "tokens"]:
+        _warn_of_inversions(*arrays, df[y].to_numpy(dtype=float))
     if law.name == "data_constrained" and len(arrays) == 3:
         from analysis.laws.repeated import repetition_inputs
 
@@ -89,3 +91,14 @@ def fit_frame(
     return fit(law, arrays if len(arrays) > 1 else arrays[0], df[y].to_numpy(dtype=float),
                x_names=cols, y_name=y, groups=labels, group_kind=kind,
                bootstrap=default_bootstrap(law) if bootstrap is None else bootstrap, **kw)  # fmt: skip
+
+
+def _warn_of_inversions(params: Any, tokens: Any, loss: Any) -> None:
+    import warnings
+
+    from analysis.io import DataWarning
+    from analysis.size_order import describe_inversions, size_inversions
+
+    found, n_budgets = size_inversions(params, tokens, loss)
+    if found:
+        warnings.warn(describe_inversions(found, n_budgets), DataWarning, stacklevel=3)
