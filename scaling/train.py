@@ -1,9 +1,10 @@
 """Train one run of a sweep, resumably, and keep its record up to date.
 
 Reads top to bottom: plan the run (its data, shape, budgets and per-size rules:
-scaling/plan.py), build the model, restore the checkpoint if there is one, then the loop (schedule, accumulate, clip, step, evaluate,
-log, checkpoint). Every decision a fit later depends on (parameter counts, tokens,
-FLOPs, learning rate, batch) is written to the run's record.
+scaling/plan.py), build the model, restore the checkpoint if there is one, then the
+loop (schedule, accumulate, clip, step, evaluate, log, checkpoint). Every decision a
+fit later depends on (parameter counts, tokens, FLOPs, learning rate, batch) is
+written to the run's record.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The training loop: records, schedule, divergence, failure, and bit-for-bit resume."""
+"""The training loop: records, divergence, failure, budgets, and bit-for-bit resume."""
 
 import contextlib
 import json
