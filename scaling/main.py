@@ -300,16 +300,15 @@ def main() -> None:
         print(help_text(), flush=True)
     _hydra_main()
     from hydra_plugins.scaling_lab.launcher import SlurmLauncher
+    from hydra_plugins.scaling_lab.parallel import ParallelLauncher
 
     failed = set(SweepReport.failed) | {rid for rid, s, _ in _OUTCOMES if s == "failed"}
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(sorted(failed))}", file=sys.stderr)
-    if SlurmLauncher.died:
-        print(
-            f"{len(SlurmLauncher.died)} job(s) died: {', '.join(SlurmLauncher.died)}",
-            file=sys.stderr,
-        )
-    if failed or SlurmLauncher.died:
+    died = SlurmLauncher.died + ParallelLauncher.died
+    if died:
+        print(f"{len(died)} job(s) died: {', '.join(died)}", file=sys.stderr)
+    if failed or died:
         sys.exit(1)
 
 

@@ -9,7 +9,7 @@ scripts/setup.sh
 # and fit how both scale with size (README, "Downstream and compression")
 if [[ "${1:-}" == --with-downstream ]]; then
     shift
-    .venv/bin/scaling-train -m experiment=demo train.save_model=true "$@"
+    .venv/bin/scaling-train -m experiment=demo hydra/launcher=parallel train.save_model=true "$@"
     # each size's last budget, three seeds: the accuracies get error bars
     .venv/bin/scaling-train -m experiment=finetune source=results/demo source_budgets=last seed=0,1,2
     # the demo's layers are 16-256 inputs wide: groups of 8 inputs are to them what
@@ -19,7 +19,9 @@ if [[ "${1:-}" == --with-downstream ]]; then
         'compress.group_sizes=[null,8]' compress.recover_tokens=32768
     exec .venv/bin/scaling-analyze downstream results/demo
 fi
-.venv/bin/scaling-train -m experiment=demo "$@"
+# two runs at once, a core each: models this small gain more from that than from two
+# threads (README, "Running a sweep on the cores of one machine")
+.venv/bin/scaling-train -m experiment=demo hydra/launcher=parallel "$@"
 
 # what the sweep says: C ∝ N^k, L(N, D), the compute-optimal frontier, a backtest
 analyze=.venv/bin/scaling-analyze
