@@ -173,6 +173,28 @@ def test_kaplan_reduces_to_its_one_variable_limits() -> None:
     )
 
 
+def test_kaplans_compute_optimal_exponent_is_where_its_loss_is_least_at_c_6nd() -> None:
+    """At C = 6ND, the N that minimises Kaplan's L (found by a 1-D search, not the
+    formula) grows as C^a with a = alpha_D/(alpha_N + alpha_D)."""
+    from scipy.optimize import minimize_scalar
+
+    p = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+    law = get_law("kaplan")
+
+    def log_n_opt(c: float) -> float:
+        def loss(log_n: float) -> float:
+            n = np.exp(log_n)
+            return float(law.predict(p, np.array([n]), np.array([c / (6 * n)]))[0])
+
+        return minimize_scalar(loss, bounds=(0, 60), method="bounded", options={"xatol": 1e-10}).x
+
+    slope = (log_n_opt(1e24) - log_n_opt(1e20)) / np.log(1e4)
+    derived = law.derived(np.array([6.4e13, 1.8e13, 0.076, 0.103]))
+    assert float(derived["a"]) == pytest.approx(slope, abs=1e-6)
+    assert float(derived["a"]) == pytest.approx(0.103 / 0.179)
+    assert float(derived["a"] + derived["b"]) == pytest.approx(1.0)
+
+
 def test_new_laws_print_their_formulas() -> None:
     assert get_law("bnsl").formula() == "y = a + b·x^(-c0)·(1 + (x/d1)^(1/f1))^(-c1·f1)"
     assert (

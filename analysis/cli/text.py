@@ -27,7 +27,7 @@ def format_fit(result: FitResult, source: str | None = None, convention: str | N
         shown = f"[{_num(interval[0])}, {_num(interval[1])}]" if interval is not None else "-"
         rows.append((name, _num(value), shown))
     lines += _table(rows)
-    if result.law == "chinchilla":
+    if result.law in ("chinchilla", "kaplan"):
         lines.append("")
         lines.append("  a, b: exponents of the compute-optimal N_opt ∝ C^a and D_opt ∝ C^b")
         if not result.identified:

@@ -65,6 +65,17 @@ class Kaplan(Law):
         inner = np.logaddexp((a_n / a_d) * (np.log(n_c) - np.log(n)), np.log(d_c) - np.log(d))
         return np.exp(a_d * inner)
 
+    def derived(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """The compute-optimal exponents at ``C = 6ND``: N_opt ∝ C^a, D_opt ∝ C^b.
+
+        With ``D = C/(6N)`` the bracket is ``(N_c/N)^p + 6 D_c N / C`` with
+        ``p = alpha_N/alpha_D``; it is least where ``p N_c^p N^(-p-1) = 6 D_c / C``, so
+        ``N_opt ∝ C^(1/(1+p))``: ``a = alpha_D/(alpha_N + alpha_D)`` and ``b = 1 - a``,
+        the same form as Hoffmann et al.'s ``beta/(alpha + beta)`` for ``chinchilla``.
+        """
+        a_n, a_d = values[..., 2], values[..., 3]
+        return {"a": a_d / (a_n + a_d), "b": a_n / (a_n + a_d)}
+
     def formula(
         self,
         params: Mapping[str, float] | None = None,
