@@ -80,6 +80,19 @@ def test_demo_spans_thirty_fold_with_compute_optimal_budgets(compose):
     assert min(budgets) / cfg.optim.batch_tokens >= 256
 
 
+def test_demo_seeds_gives_every_size_three_trunks_past_the_few_step_regime(compose):
+    cfg = compose("experiment=demo_seeds", return_hydra_config=True)
+    sizes, span = size_span(cfg, vocab=257)
+    assert len(sizes) >= 7 and span >= 30, sizes
+    # largest first, so that the last runs to start are the short ones
+    assert sizes == sorted(sizes, reverse=True)
+    assert sweep_values(cfg, "seed") == [0, 1, 2]
+    assert cfg.optim.schedule == "wsd_s" and len(cfg.train.budgets) >= 4
+    # the shortest budget takes 512 steps: at 256, d48 ends above d32 (README)
+    assert min(cfg.train.budgets) / cfg.optim.batch_tokens >= 512
+    assert cfg.sweep == "demo_seeds" and cfg.train.dtype == "fp32"
+
+
 def test_ladder_is_a_realistic_gpu_ladder(compose):
     cfg = compose("experiment=ladder", return_hydra_config=True)
     vocab = cfg.data.vocab_size
