@@ -19,12 +19,13 @@ the width of the central 95 % of a fitted (without bootstrap) to ``--spread-reps
 fresh draws, which is what an exact 95 % interval would span, and how many of the
 ``--reps`` intervals cover the true a. Resampling a few whole trunks is conservative:
 over 6 trunks the interval is 3-4 times as wide as the spread, over 12 trunks 1.1-2
-times, and it covers the truth more often than 95 % (``--reps 40`` to count it). The demo's own residuals (``scaling-analyze fit results/demo
---law chinchilla``, rms of residuals) are about 0.025, and 0.017 without its first,
-256-step budget.
+times, and every one of the default run's 48 intervals covers the truth (``--reps 40``
+for coverage worth the name). The demo's own residuals (``scaling-analyze fit
+results/demo --law chinchilla``, rms of residuals) are about 0.025, and 0.017 without
+its first, 256-step budget.
 
     python benchmarks/demo_power.py             # 4 designs x 3 noise levels, ~4 min
-    python benchmarks/demo_power.py --reps 40   # coverage, ~20 min
+    python benchmarks/demo_power.py --reps 40   # coverage, ~30 min
 
 Progress goes to stderr; the table to stdout, ending with one JSON line:
 ``{"law": {...}, "cells": [{"design", "trunks", "points", "noise", "widths",
