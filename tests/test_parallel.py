@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hydra_plugins.scaling_lab.parallel import run_in_processes, threads_per_job
+from hydra_plugins.scaling_lab.parallel import ParallelLauncher, run_in_processes, threads_per_job
 from tests.test_main import scaling_train
 
 
@@ -58,6 +58,8 @@ def test_a_worker_that_dies_loses_only_its_payload():
 def test_zero_jobs_is_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"hydra\.launcher\.jobs must be >= 1"):
         run_in_processes(pid_of, [1], jobs=0)
+    with pytest.raises(ValueError, match=r"hydra\.launcher\.jobs must be >= 1, got 0"):
+        ParallelLauncher(jobs=0)
 
 
 @pytest.mark.parametrize(

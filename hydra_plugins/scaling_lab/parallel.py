@@ -170,6 +170,8 @@ class ParallelLauncher(Launcher):
 
     def __init__(self, jobs: int = 2, threads: int | None = None) -> None:
         super().__init__()
+        if int(jobs) < 1:  # before anything is composed or launched
+            raise ValueError(f"hydra.launcher.jobs must be >= 1, got {jobs}")
         self.jobs = int(jobs)
         self.threads = threads_per_job(self.jobs, threads)
         self.config: DictConfig | None = None
