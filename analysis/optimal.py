@@ -300,6 +300,7 @@ def approach1(
             "params_run": sizes[winners],
         }
     )
+    _warn_of_a_short_lever(frame["flops"].to_numpy())
     line = loglog_line(frame["flops"].to_numpy(), frame["params"].to_numpy(), level)
     return Frontier(
         approach=1,
@@ -311,6 +312,25 @@ def approach1(
         level=level,
         envelope=envelope,
     )
+
+
+#: Below this ratio of its largest to its smallest budget, approach 1's envelope is too
+#: short a lever for a slope (less than a decade of compute), and says so.
+MIN_ENVELOPE_SPAN = 10.0
+
+
+def _warn_of_a_short_lever(flops: np.ndarray) -> None:
+    span = float(flops.max() / flops.min())
+    if span < MIN_ENVELOPE_SPAN:
+        warnings.warn(
+            f"approach 1's envelope spans only {span:.1f}x of compute ({flops.min():.3g} "
+            f"to {flops.max():.3g} FLOPs), where its lowest point belongs to a size inside "
+            "the sweep: a slope over so short a lever moves with every step between sizes, "
+            "and its interval, from points of one envelope that share their runs, is too "
+            "narrow; train sizes beyond both ends, or use approach 2 or 3",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 # --------------------------------------------------------------------------------------

@@ -247,6 +247,22 @@ def test_approach1_averages_seeds_after_taking_each_seeds_best_setting() -> None
     np.testing.assert_allclose(both.points["loss"], alone.points["loss"] * 1.01, rtol=1e-12)
 
 
+def test_approach1_warns_when_its_envelope_spans_less_than_a_decade() -> None:
+    """The noise-free ladder's envelope spans decades and says nothing; cut to the
+    sizes' curves between 3e18 and 1.5e19 FLOPs, its interior envelope spans under 5x,
+    and the warning names that span."""
+    curves = training_curves(0, noise=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wide = approach1(curves)
+    assert wide.points["flops"].max() / wide.points["flops"].min() > 100
+    short = curves[(curves["flops"] > 3e18) & (curves["flops"] < 1.5e19)]
+    with pytest.warns(DataWarning, match=r"spans only \d\.\dx of compute") as caught:
+        frontier = approach1(short)
+    span = frontier.points["flops"].max() / frontier.points["flops"].min()
+    assert span < 5 and f"{span:.1f}x" in str(caught[0].message)
+
+
 def test_approach1_warns_once_on_cosine_curves_and_not_on_others() -> None:
     cosine = training_curves(0, noise=0.0).assign(schedule="cosine")
     with pytest.warns(DataWarning) as caught:
