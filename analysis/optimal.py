@@ -300,8 +300,9 @@ def approach1(
             "params_run": sizes[winners],
         }
     )
-    _warn_of_a_short_lever(frame["flops"].to_numpy())
-    line = loglog_line(frame["flops"].to_numpy(), frame["params"].to_numpy(), level)
+    flops = frame["flops"].to_numpy()
+    _warn_of_a_short_lever(flops)
+    line = loglog_line(flops, frame["params"].to_numpy(), level)
     return Frontier(
         approach=1,
         a=line.slope,

@@ -34,9 +34,11 @@ from pathlib import Path
 from analysis.io import load
 
 
-def launch(results: Path, sizes: str, budgets: str, extra: list[str]) -> float:
+def launch(results: Path, sizes: str | None, budgets: str, extra: list[str]) -> float:
     exe = Path(sys.executable).with_name("scaling-train")
-    cmd = [str(exe), "-m", "experiment=demo", "train.dtype=fp32", f"model.d_model={sizes}"]
+    cmd = [str(exe), "-m", "experiment=demo", "train.dtype=fp32"]
+    if sizes is not None:
+        cmd.append(f"model.d_model={sizes}")
     if budgets != "all":
         cmd.append(f"train.budgets=[{budgets}]")
     cmd += [f"results_dir={results}", *extra]
@@ -50,7 +52,7 @@ def launch(results: Path, sizes: str, budgets: str, extra: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="96,64,48,32,24,16", help="d_model values, largest first")
+    ap.add_argument("--sizes", default=None, help="d_model values, in launch order (the demo's)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument(
         "--budgets", default="all", help="token budgets, comma-separated; all: the demo's"
@@ -78,7 +80,7 @@ def main() -> None:
             gap = max(gap, float((a - b).abs().max()))
     local, parallel = statistics.median(walls["local"]), statistics.median(walls["parallel"])
     print(
-        f"\nsizes d_model {args.sizes}, budgets {args.budgets}, {args.rounds} round(s), "
+        f"\nsizes d_model {args.sizes or 'of the demo'}, budgets {args.budgets}, {args.rounds} round(s), "
         "medians of the whole command"
     )
     print(f"  local (one after another)      {local:7.1f} s")

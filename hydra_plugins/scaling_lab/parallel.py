@@ -131,7 +131,7 @@ def _worker(target: Callable[[Any], Any], conn: Connection) -> None:
 
 
 def _run_one(payload: tuple[bytes, int]) -> JobReturn:
-    """One job in its own process: its share of threads, then Hydra's ``run_job``."""
+    """One job in a worker process: its share of threads, then Hydra's ``run_job``."""
     import cloudpickle
 
     blob, threads = payload
