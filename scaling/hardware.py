@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 # Dense peak FLOP/s used for MFU, by device. A stated number, not a measurement: the
@@ -51,6 +52,19 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
     if dtype == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` as a tensor on ``device``, copied without making the host wait.
+
+    A copy from pageable memory to a GPU returns only once the GPU has run every kernel
+    queued before it, so the host could not queue the next micro-batch's kernels while
+    the GPU still works on this one; a copy from pinned memory is queued like a kernel.
+    """
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def make_optimizer(model: torch.nn.Module, plan: Mapping, optim: Mapping, device: torch.device):

@@ -46,6 +46,34 @@ def test_training_flops_match_flop_counter(family, d_model, context, record_prop
     assert abs(ratio - 1) <= 0.10, f"counter/analytic training FLOPs = {ratio:.4f}"
 
 
+# The fused kernels a GPU runs for attention, which the CPU test above replaces by the
+# math backend; the counter has a formula for each. bf16 autocast, as training runs.
+CUDA_BACKENDS = [
+    SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION
+]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", CUDA_BACKENDS, ids=lambda b: b.name.lower())
+@pytest.mark.parametrize("family", FAMILIES)
+def test_training_flops_match_flop_counter_on_cuda(family, backend, record_property):
+    # a long context, so that attention is a large share of the count
+    shape = shape_for(family, 256, VOCAB, 2048)
+    model = build_model(shape, seed=0).cuda()
+    ids = torch.randint(0, VOCAB, (BATCH, shape.context), device="cuda")
+    try:
+        with sdpa_kernel(backend), FlopCounterMode(display=False) as counter:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+    except RuntimeError as e:  # this GPU or build has no such kernel for this shape
+        pytest.skip(f"{backend.name}: {e}")
+    ratio = counter.get_total_flops() / (BATCH * shape.context) / flops_per_token(shape)
+    record_property("counter_over_analytic", ratio)
+    print(f"{family} {backend.name}: counter/analytic = {ratio:.4f}")
+    assert abs(ratio - 1) <= 0.10, f"counter/analytic training FLOPs = {ratio:.4f}"
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_forward_flops_match_flop_counter(family, record_property):
     shape = shape_for(family, 128, VOCAB, 128)

@@ -154,6 +154,16 @@ def test_killed_run_resumes_bit_for_bit(reference_run, tmp_path, how):
     assert final["final_val_loss"] == ref["final_val_loss"]  # bit for bit, not approx
 
 
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+def test_two_runs_on_a_gpu_write_identical_records(reference_run, tmp_path):
+    # on a CPU the resume tests above imply it; on a GPU a kernel that adds with atomics
+    # would make two runs differ, and a resumed run could not match its reference
+    proc = launch(tmp_path)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read().decode()
+    assert results.read_summary(reference_run)["device"].startswith("NVIDIA")
+    assert comparable(only_run(tmp_path)) == comparable(reference_run)
+
+
 @contextlib.contextmanager
 def usr2_after_evaluations(monkeypatch, n: int):
     """SIGUSR2 (SLURM's warning) while the ``n``-th evaluation runs, to a handler that
