@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -98,3 +99,28 @@ def test_a_minimum_at_the_edge_of_the_sizes_is_left_out() -> None:
 def test_bad_options_are_refused_by_name(options, message) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         approach2(profiles(0, noise=0.0), **options)
+
+
+ISOFLOP_DEMO = Path(__file__).resolve().parents[1] / "results" / "isoflop_demo"
+
+
+@pytest.mark.skipif(not ISOFLOP_DEMO.is_dir(), reason="no isoflop_demo records")
+@pytest.mark.parametrize("method", ["porian", "hoffmann"])
+def test_the_committed_isoflop_demo_gives_three_profiles_with_inner_minima(method) -> None:
+    """`experiment=isoflop_demo`'s records (6 sizes x 3 budgets, 4e11 to 1.6e12 FLOPs):
+    every profile is grouped by its asked budget and has its vertex inside the sizes
+    trained, the optimal size grows with compute, and a lands near the 0.6 that the
+    demo_seeds fits give (README, "The demo with seeds")."""
+    from analysis.io import load
+
+    runs = load(ISOFLOP_DEMO)
+    assert len(runs) == 18 and sorted(runs["flops_target"].unique()) == [4e11, 8e11, 1.6e12]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frontier = approach2(runs, method=method)
+    assert not [w for w in caught if "left out" in str(w.message)]
+    assert frontier.grouping == "flops_target"
+    points = frontier.points
+    assert len(points) == 3 and points["params_opt"].is_monotonic_increasing
+    assert points["params_opt"].between(runs["params"].min(), runs["params"].max()).all()
+    assert 0.5 < frontier.a < 0.8
