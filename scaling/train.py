@@ -188,7 +188,7 @@ def _train(
         # a process that trains one size after another (the local and parallel
         # launchers) keeps every earlier size's graph, and past dynamo's recompile limit
         # (8) would train the next ones eager: each run compiles afresh
-        torch._dynamo.reset()
+        torch.compiler.reset()
         step_fn = torch.compile(step_fn)
 
     # a run with several budgets is a trunk: its own record keeps the trajectory, and
