@@ -1,11 +1,16 @@
-"""How to spend one compute budget, from a chinchilla fit: N, D and the loss, with
+"""How to spend one compute budget, from a fit of L(N, D): N, D and the loss, with
 bootstrap intervals and how far beyond the data the budget reaches.
 
-Minimising ``L = E + A/N^α + B/D^β`` under ``C = 6ND`` gives ``N_opt = G (C/6)^a`` with
-``a = β/(α+β)`` and ``G = (αA / (βB))^(1/(α+β))`` (:func:`optimal_params`). Every
-bootstrap resample of the fit has its own optimum; :func:`optimal_samples` computes
-them all, and the percentiles of those are the intervals of :func:`allocate` and of
-:mod:`analysis.predict`.
+Two laws have the optimum under ``C = 6ND`` in closed form (:func:`optimal_n`):
+
+- ``chinchilla``, ``L = E + A/N^α + B/D^β``: ``N_opt = G (C/6)^a`` with ``a = β/(α+β)``
+  and ``G = (αA / (βB))^(1/(α+β))`` (:func:`optimal_params`);
+- ``kaplan``, ``L = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D``: with ``q = α_N/α_D``,
+  ``N_opt = (q N_c^q (C/6) / D_c)^(1/(1+q))``, so ``a = α_D/(α_N+α_D)``.
+
+Every bootstrap resample of the fit has its own optimum; :func:`optimal_samples`
+computes them all, and the percentiles of those are the intervals of :func:`allocate`
+and of :mod:`analysis.predict`.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from analysis.result import FitResult
 __all__ = [
     "Allocation",
     "allocate",
+    "CLOSED_FORM",
     "chinchilla_params",
+    "optimal_n",
     "optimal_params",
+    "optimum_params",
     "optimal_samples",
     "percentile_interval",
 ]
@@ -39,6 +47,39 @@ def plain(value: Any) -> Any:
     return value
 
 
+# The laws whose compute-optimal N has a closed form, and their exponents along N and
+# along D: with one of them <= 0 the loss does not fall along that axis, there is no
+# trade-off between N and D to solve, and the closed form has no real solution.
+CLOSED_FORM = {"chinchilla": ("alpha", "beta"), "kaplan": ("alpha_N", "alpha_D")}
+
+
+def optimum_params(result: FitResult) -> dict[str, float]:
+    """The parameters of a fit that has a compute-optimal allocation.
+
+    Raises
+    ------
+    ValueError
+        When ``result`` is not a ``chinchilla`` or ``kaplan`` fit, or an exponent is
+        ``<= 0``.
+    """
+    if result.law not in CLOSED_FORM:
+        raise ValueError(
+            "the compute-optimal closed form needs a 'chinchilla' or 'kaplan' fit, "
+            f"got {result.law!r}"
+        )
+    p = result.params
+    along = dict(zip(CLOSED_FORM[result.law], ("N at fixed D", "D at fixed N"), strict=True))
+    for name, other in along.items():
+        if not p[name] > 0:
+            raise ValueError(
+                f"the {result.law} fit has {name} = {p[name]:.3g} <= 0: in this data the "
+                f"loss does not fall with {other}, so there is no compute-optimal "
+                "allocation to solve for; train a wider range of sizes and token budgets, "
+                "or use approach 1 or 2"
+            )
+    return dict(p)
+
+
 def chinchilla_params(result: FitResult) -> tuple[float, float, float, float, float]:
     """``(E, A, B, alpha, beta)`` of a chinchilla fit that has a compute-optimal
     allocation.
@@ -52,18 +93,27 @@ def chinchilla_params(result: FitResult) -> tuple[float, float, float, float, fl
         raise ValueError(
             f"the compute-optimal closed form needs a 'chinchilla' fit, got {result.law!r}"
         )
-    p = result.params
-    # With a non-positive exponent, loss does not fall along that axis: there is no
-    # trade-off between N and D to solve, and the closed form has no real solution.
-    for name, other in (("alpha", "N at fixed D"), ("beta", "D at fixed N")):
-        if not p[name] > 0:
-            raise ValueError(
-                f"the chinchilla fit has {name} = {p[name]:.3g} <= 0: in this data the loss "
-                f"does not fall with {other}, so there is no compute-optimal allocation to "
-                "solve for; train a wider range of sizes and token budgets, or use "
-                "approach 1 or 2"
-            )
+    p = optimum_params(result)
     return p["E"], p["A"], p["B"], p["alpha"], p["beta"]
+
+
+def optimal_n(law: str, params: dict[str, Any], flops: float | np.ndarray) -> np.ndarray:
+    """The compute-optimal ``N`` at ``flops`` of ``law`` (``chinchilla`` or ``kaplan``).
+
+    ``params`` are natural parameters, scalars or arrays that broadcast against
+    ``flops`` (bootstrap samples). For ``kaplan`` the bracket along ``D = C/(6N)`` is
+    ``(N_c/N)^q + 6 D_c N / C`` with ``q = α_N/α_D``; it is least where
+    ``q N_c^q N^(-q-1) = 6 D_c / C``. Computed in logs: ``N_c^q`` overflows for the
+    values a bootstrap resample can take.
+    """
+    c = np.asarray(flops, dtype=float)
+    if law == "chinchilla":
+        return optimal_params(c, params["A"], params["B"], params["alpha"], params["beta"])
+    if law == "kaplan":
+        q = np.asarray(params["alpha_N"], dtype=float) / np.asarray(params["alpha_D"], float)
+        log_n = np.log(q) + q * np.log(params["N_c"]) + np.log(c / 6) - np.log(params["D_c"])
+        return np.exp(log_n / (1 + q))
+    raise ValueError(f"law {law!r} has no compute-optimal closed form")
 
 
 def optimal_params(
@@ -94,14 +144,19 @@ def optimal_samples(
     """
     if result.bootstrap is None or len(result.bootstrap) == 0:
         raise ValueError("no bootstrap samples: refit with bootstrap=N to get intervals")
+    from analysis.laws import get_law
+
+    law = get_law(result.law)
     c = np.atleast_1d(np.asarray(flops, dtype=float))[None, :]
-    e, a, b, alpha, beta = (result.bootstrap[:, i, None] for i in range(5))
-    ok = (alpha > 0) & (beta > 0)
+    cols = {name: result.bootstrap[:, i, None] for i, name in enumerate(law.param_names)}
+    first, second = CLOSED_FORM[result.law]
+    ok = (cols[first] > 0) & (cols[second] > 0)
+    # a resample without an optimum is computed with harmless exponents, then NaN
+    safe = {**cols, first: np.where(ok, cols[first], 1.0), second: np.where(ok, cols[second], 1.0)}
     with np.errstate(all="ignore"):  # a wild resample overflows; it is NaN below
-        n = optimal_params(c, a, b, np.where(ok, alpha, 1.0), np.where(ok, beta, 1.0))
-        n = np.where(ok, n, np.nan)
+        n = np.where(ok, optimal_n(result.law, safe, c), np.nan)
         d = c / (6 * n)
-        loss = e + a / n**alpha + b / d**beta
+        loss = law.predict(safe, n, d)
     return n, d, loss
 
 
@@ -180,7 +235,7 @@ class Allocation:
 
 
 def allocate(flops: float, result: FitResult, ladder: Sequence[float] | None = None) -> Allocation:
-    """Split the budget ``flops`` between parameters and tokens by a chinchilla fit.
+    """Split the budget ``flops`` between parameters and tokens by a chinchilla or kaplan fit.
 
     With ``ladder`` (the sizes of a model family), also pick the member to train: each
     member would see ``D = C / (6N)`` tokens, and the one with the lowest predicted loss
@@ -191,8 +246,7 @@ def allocate(flops: float, result: FitResult, ladder: Sequence[float] | None = N
     """
     if not flops > 0:
         raise ValueError(f"the budget must be > 0 FLOPs, got {flops}")
-    _, A, B, alpha, beta = chinchilla_params(result)
-    n_opt = float(optimal_params(flops, A, B, alpha, beta))
+    n_opt = float(optimal_n(result.law, optimum_params(result), flops))
     d_opt = flops / (6 * n_opt)
     loss = float(result.predict(np.array(n_opt), np.array(d_opt)))
     has_boot = result.bootstrap is not None and len(result.bootstrap) > 0

@@ -52,6 +52,9 @@ class Frontier:
         Approach 2: how each profile's optimum was read, ``"porian"`` (a parabola
         near the minimum, weighted regression) or ``"hoffmann"`` (a parabola over every
         size, unweighted); see :func:`analysis.isoflop.approach2`.
+    law
+        Approach 3: the law whose closed-form optimum the frontier is, ``"chinchilla"``
+        or ``"kaplan"``.
     resampled, n_groups
         Approach 3: what the bootstrap behind ``interval`` drew (``"trunks"``,
         ``"runs"``, ``"points"``) and how many there were (see
@@ -73,6 +76,7 @@ class Frontier:
     envelope: str | None = None
     grouping: str | None = None
     method: str | None = None
+    law: str | None = None
     resampled: str | None = None
     n_groups: int | None = None
     identified: bool = True
@@ -98,7 +102,7 @@ class Frontier:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"approach", "a", "interval", "b", "coef", "envelope", "grouping",
-        "method", "resampled", "n_groups", "identified", "identification", "points": [records]}``
+        "method", "law", "resampled", "n_groups", "identified", "identification", "points": [records]}``
         (None where not applicable)."""
         records = [
             {str(k): _plain(v) for k, v in row.items()}
@@ -113,6 +117,7 @@ class Frontier:
             "envelope": self.envelope,
             "grouping": self.grouping,
             "method": self.method,
+            "law": self.law,
             "resampled": self.resampled,
             "n_groups": None if self.n_groups is None else int(self.n_groups),
             "identified": bool(self.identified),

@@ -14,14 +14,16 @@ does this module:
    et al. did (it lives in :mod:`analysis.isoflop`, and is importable from here).
 3. :func:`approach3` -- the closed form from a fitted ``L = E + A/N^α + B/D^β``:
    minimising it under ``C = 6ND`` gives ``N_opt = G (C/6)^a`` with ``a = β/(α+β)`` and
-   ``G = (αA / (βB))^(1/(α+β))``.
+   ``G = (αA / (βB))^(1/(α+β))``; or from Kaplan et al.'s
+   ``L = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D``, whose terms interact, with
+   ``a = α_D/(α_N+α_D)`` (:mod:`analysis.allocation` has both).
 
 Approaches 1 and 2 end with a least-squares line of ``log N_opt`` on ``log C`` (weighted
 by each optimum's uncertainty in Porian et al.'s approach 2); its slope is ``a`` and its
 t-interval is the interval reported. Throughout, ``C = 6ND``, so
 ``D_opt ∝ C^b`` with ``b = 1 - a``.
 
-:func:`allocate` turns a chinchilla fit into a recommendation for one budget, with
+:func:`allocate` turns a chinchilla or kaplan fit into a recommendation for one budget, with
 bootstrap intervals (it lives in :mod:`analysis.allocation`, and is importable from
 here).
 """
@@ -36,7 +38,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.allocation import Allocation, allocate, chinchilla_params, optimal_params
+from analysis.allocation import (
+    Allocation,
+    allocate,
+    optimal_n,
+    optimal_params,
+    optimum_params,
+)
 from analysis.fit import FitResult, loglog_line
 from analysis.frontier import Frontier, require_columns, usable_rows
 from analysis.io import DECAYED_SCHEDULES, DataWarning
@@ -340,20 +348,23 @@ def _warn_of_a_short_lever(flops: np.ndarray) -> None:
 
 
 def approach3(result: FitResult, *, flops: Sequence[float] | np.ndarray | None = None) -> Frontier:
-    """The frontier in closed form from a chinchilla fit (Hoffmann's approach 3).
+    """The frontier in closed form from a fit of L(N, D) (Hoffmann's approach 3).
 
-    ``a = β/(α+β)``, ``b = α/(α+β)``, ``N_opt = G (C/6)^a``; the interval of ``a`` is
-    the bootstrap percentile interval when the fit has bootstrap samples. ``points`` is
-    the frontier on ``flops`` (default: 50 budgets from the smallest ``6ND`` of the fitted
+    From a ``chinchilla`` fit ``a = β/(α+β)``, from a ``kaplan`` fit
+    ``a = α_D/(α_N+α_D)``, and ``N_opt`` is the law's own optimum
+    (:func:`analysis.allocation.optimal_n`); ``b = 1 - a``. The interval of ``a`` is the
+    bootstrap percentile interval when the fit has bootstrap samples. ``points`` is the
+    frontier on ``flops`` (default: 50 budgets from the smallest ``6ND`` of the fitted
     data to 100x its largest), with an ``extrapolation`` column: each budget over the
     largest ``6ND`` of the data (above 1: past the data). The frontier carries the
     fit's :attr:`~analysis.result.FitResult.identified` flag and reasons.
     """
-    _, A, B, alpha, beta = chinchilla_params(result)
-    a = beta / (alpha + beta)
+    params = optimum_params(result)
+    law = result.law_form
+    a = float(law.derived(np.array([params[k] for k in law.param_names]))["a"])
     interval = None
     if result.bootstrap is not None and len(result.bootstrap):
-        samples = result.bootstrap[:, 4] / (result.bootstrap[:, 3] + result.bootstrap[:, 4])
+        samples = law.derived(result.bootstrap)["a"]
         tail = 100 * (1 - result.level) / 2
         lo, hi = np.nanpercentile(samples, [tail, 100 - tail])
         interval = (float(lo), float(hi))
@@ -364,7 +375,7 @@ def approach3(result: FitResult, *, flops: Sequence[float] | np.ndarray | None =
         else:
             flops = np.geomspace(1e18, 1e26, 50)
     grid = np.asarray(flops, dtype=float)
-    n_opt = optimal_params(grid, A, B, alpha, beta)
+    n_opt = optimal_n(result.law, params, grid)
     d_opt = grid / (6 * n_opt)
     points = pd.DataFrame(
         {
@@ -376,10 +387,11 @@ def approach3(result: FitResult, *, flops: Sequence[float] | np.ndarray | None =
     )
     # Budgets past the largest of the data (6ND on both sides) are extrapolations.
     points["extrapolation"] = result.extrapolation(n_opt, d_opt)["flops"]
-    coef = float(optimal_params(1.0, A, B, alpha, beta))  # N_opt at C = 1
+    coef = float(optimal_n(result.law, params, 1.0))  # N_opt at C = 1
     return Frontier(
         approach=3,
         a=a,
+        law=result.law,
         interval=interval,
         points=points,
         b=1 - a,

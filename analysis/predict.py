@@ -6,7 +6,7 @@ each point, the interval of the loss (percentiles of the law over the bootstrap
 resamples), the tokens per parameter, and how far beyond the data it reaches
 (``extrapolation``: the point's compute ``6ND`` over the largest of the data for a law
 of N and D, else its input over the largest fitted). On the compute-optimal frontier
-(a chinchilla fit and a budget alone) each resample contributes its own optimum, so
+(a chinchilla or kaplan fit and a budget alone) each resample contributes its own optimum, so
 the intervals of N, D and the loss there are those of :func:`analysis.allocation.allocate`.
 """
 
@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from analysis.allocation import (
-    chinchilla_params,
-    optimal_params,
+    CLOSED_FORM,
+    optimal_n,
     optimal_samples,
+    optimum_params,
     percentile_interval,
     plain,
 )
@@ -185,8 +186,7 @@ def _points(result: FitResult, kind: str, n: np.ndarray, d: np.ndarray) -> list[
 
 def _optima(result: FitResult, flops: np.ndarray) -> list[Prediction]:
     """The compute-optimal predictions at each budget, with each resample's optimum."""
-    _, a, b, alpha, beta = chinchilla_params(result)
-    n = np.asarray(optimal_params(flops, a, b, alpha, beta), dtype=float)
+    n = np.asarray(optimal_n(result.law, optimum_params(result), flops), dtype=float)
     d = flops / (6 * n)
     out = _points(result, "optimum", n, d)
     if _has_bootstrap(result):
@@ -287,7 +287,7 @@ def predict(
 ) -> Predictions:
     """The fit's predictions, each with its band, tokens per parameter and reach.
 
-    For a law of N and D (``chinchilla``, fitted on ``params`` and ``tokens``), two of
+    For a law of N and D (``chinchilla`` or ``kaplan``, fitted on ``params`` and ``tokens``), two of
     ``params``, ``tokens``, ``flops`` give points (``C = 6ND`` fixes the third; equal
     lengths pair up, a single value goes with each of the other); ``flops`` alone gives
     the compute-optimal point of each budget; ``flops`` with ``ladder`` (model sizes)
@@ -306,9 +306,10 @@ def predict(
     }
     sizes = _array(ladder, "ladder")
     if result.law_form.n_inputs >= 2:
-        if result.law != "chinchilla":
+        if result.law not in CLOSED_FORM:
             raise ValueError(
-                f"predict takes chinchilla or a law of one variable, not {result.law!r}"
+                "predict takes chinchilla, kaplan or a law of one variable, "
+                f"not {result.law!r}"
             )
         out = _two_inputs(result, arrays["params"], arrays["tokens"], arrays["flops"], sizes)
     else:

@@ -387,3 +387,27 @@ def test_data_constrained_fits_from_a_unique_tokens_column(tmp_path, capsys):
     code, _, err = run_main(capsys, "fit", table, "--law", "data_constrained")
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and len(errors) == 1 and "missing or empty: unique_tokens" in errors[0]
+
+
+DEMO_SEEDS = ROOT / "results" / "demo_seeds"
+
+
+@pytest.mark.skipif(not DEMO_SEEDS.is_dir(), reason="no demo_seeds records")
+def test_frontier_approach3_from_kaplans_law_gives_the_fits_a(capsys):
+    """On the committed demo_seeds records Kaplan's form is the one that fits (README,
+    "The demo with seeds"): approach 3 solves its optimum, and its a is the fit's own
+    a = alpha_D/(alpha_N + alpha_D), with the same bootstrap interval."""
+    code, out, _ = run_main(capsys, "fit", str(DEMO_SEEDS), "--law", "kaplan", "--json")
+    assert code == 0
+    fitted = json.loads(out)
+    code, out, err = run_main(
+        capsys, "frontier", str(DEMO_SEEDS), "--approach", "3", "--law", "kaplan", "--json"
+    )
+    assert code == 0, err
+    frontier = json.loads(out)
+    assert frontier["law"] == "kaplan" and frontier["identified"]
+    p = fitted["params"]
+    assert frontier["a"] == pytest.approx(p["alpha_D"] / (p["alpha_N"] + p["alpha_D"]))
+    assert frontier["interval"] == pytest.approx(fitted["intervals"]["a"])
+    code, _, err = run_main(capsys, "frontier", str(DEMO_SEEDS), "--approach", "2", "--law", "kaplan")
+    assert code != 0 and "--law applies to --approach 3" in err

@@ -404,9 +404,9 @@ def test_approach3_from_a_noisy_fit() -> None:
     assert (d["resampled"], d["n_groups"]) == ("points", 135)
 
 
-def test_approach3_needs_a_chinchilla_fit() -> None:
+def test_approach3_needs_a_chinchilla_or_kaplan_fit() -> None:
     x = np.geomspace(1e6, 1e9, 8)
-    with pytest.raises(ValueError, match="needs a 'chinchilla' fit"):
+    with pytest.raises(ValueError, match="needs a 'chinchilla' or 'kaplan' fit"):
         approach3(fit("saturating", x, 2 + x**-0.3))
 
 
@@ -534,3 +534,51 @@ def test_an_unidentified_fit_passes_its_flag_on() -> None:
         assert derived.identification == result.identification
     assert frontier.to_dict()["identification"] == result.identification
     assert alloc.to_dict()["identified"] is False
+
+
+# Kaplan et al.'s Table 2 (nats, non-embedding N): their law, whose terms interact
+KAPLAN = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+
+
+def kaplan_result(bootstrap: np.ndarray | None = None) -> FitResult:
+    """A kaplan FitResult holding Kaplan et al.'s parameters (no fitting involved)."""
+    a = KAPLAN["alpha_D"] / (KAPLAN["alpha_N"] + KAPLAN["alpha_D"])
+    return FitResult(
+        law="kaplan", params=dict(KAPLAN), intervals={}, objective=0.0, converged=True,
+        residuals=np.zeros(0), n=0, derived={"a": a, "b": 1 - a}, bootstrap=bootstrap,
+        message="",
+    )  # fmt: skip
+
+
+def kaplan_loss(n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    p = KAPLAN
+    return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / d) ** p["alpha_D"]
+
+
+@pytest.mark.parametrize("budget", [1e18, 1e21, 1e24])
+def test_kaplans_closed_form_optimum_is_the_numerical_one(budget) -> None:
+    # a fine search along C = 6ND, independent of the closed form
+    n = np.geomspace(1e3, 1e15, 400_001)
+    best = n[np.argmin(kaplan_loss(n, budget / (6 * n)))]
+    alloc = allocate(budget, kaplan_result())
+    assert alloc.params == pytest.approx(best, rel=1e-3)
+    assert 6 * alloc.params * alloc.tokens == pytest.approx(budget)
+    assert alloc.loss == pytest.approx(kaplan_loss(alloc.params, alloc.tokens))
+
+
+def test_approach3_from_a_kaplan_fit_has_slope_alpha_d_over_the_sum() -> None:
+    # resamples: the truth with alpha_D spread, and one whose alpha_N <= 0 (no optimum)
+    rng = np.random.default_rng(0)
+    boot = np.tile([KAPLAN[k] for k in ("N_c", "D_c", "alpha_N", "alpha_D")], (200, 1))
+    boot[:, 3] *= np.exp(rng.normal(0, 0.05, 200))
+    boot[0, 2] = -0.01
+    frontier = approach3(kaplan_result(boot), flops=np.geomspace(1e18, 1e24, 7))
+    a = KAPLAN["alpha_D"] / (KAPLAN["alpha_N"] + KAPLAN["alpha_D"])
+    assert frontier.law == "kaplan" and frontier.a == pytest.approx(a)
+    pts = frontier.points
+    slope = np.polyfit(np.log(pts["flops"]), np.log(pts["params_opt"]), 1)[0]
+    assert slope == pytest.approx(a, rel=1e-9)
+    lo, hi = frontier.interval
+    assert lo < a < hi
+    alloc = allocate(1e21, kaplan_result(boot))
+    assert alloc.intervals["params"][0] < alloc.params < alloc.intervals["params"][1]

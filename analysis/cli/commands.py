@@ -143,8 +143,10 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     allocations = None
     if args.budget and args.approach != 3:
         raise ValueError(
-            "--budget needs --approach 3 (the allocation comes from the chinchilla fit)"
+            "--budget needs --approach 3 (the allocation comes from the L(N, D) fit)"
         )
+    if args.law != "chinchilla" and args.approach != 3:
+        raise ValueError("--law applies to --approach 3 (the law whose optimum is solved)")
     if args.envelope != "auto" and args.approach != 1:
         raise ValueError("--envelope applies to --approach 1 (the envelope of the curves)")
     if args.method != "porian" and args.approach != 2:
@@ -165,23 +167,23 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         )
         _check_identified(args, frontier, "approach 2's exponent")
     else:
-        runs = require(_load(args), ["params", "tokens", "loss"], "approach 3 (chinchilla fit)")
-        progress("law: chinchilla L(N, D) (approach 3 solves its compute-optimal closed form)")
-        what = f"fitting chinchilla on {len(runs)} runs"
+        runs = require(_load(args), ["params", "tokens", "loss"], f"approach 3 ({args.law} fit)")
+        progress(f"law: {args.law} L(N, D) (approach 3 solves its compute-optimal closed form)")
+        what = f"fitting {args.law} on {len(runs)} runs"
         if args.bootstrap:
             what += f" with {args.bootstrap} bootstrap resamples of {_groups_text(runs)}"
         progress(what + " ...")
         started = time.perf_counter()
         result = fit_frame(
             runs,
-            "chinchilla",
+            args.law,
             bootstrap=args.bootstrap,
             seed=args.seed,
             level=args.level,
             delta=args.delta,
         )
         progress(f"done in {time.perf_counter() - started:.1f} s")
-        _check_identified(args, result, "the chinchilla fit")
+        _check_identified(args, result, f"the {args.law} fit")
         frontier = optimal.approach3(result)
         if result.identified:  # else said above; the interval of a can still be too wide
             _check_identified(args, frontier, "approach 3's exponent")

@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
             "intervals; --budget C also recommends N, D and the nearest run size for it.",
             "scaling-analyze frontier results/demo --approach 3 --budget 1e18",
             "scaling-analyze frontier results/isoflop --approach 2",
+            "scaling-analyze frontier results/demo_seeds --approach 3 --law kaplan",
         ),
     )
     p.add_argument(
@@ -203,7 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(1, 2, 3),
         default=3,
         help="1: envelope of the learning curves; 2: IsoFLOP parabolas (grouped by the "
-        "asked compute flops_target when the runs have one); 3: from the chinchilla fit (default)",
+        "asked compute flops_target when the runs have one); 3: from the L(N, D) fit (default)",
+    )
+    p.add_argument(
+        "--law",
+        choices=("chinchilla", "kaplan"),
+        default="chinchilla",
+        help="approach 3: the L(N, D) whose closed-form optimum gives the frontier: "
+        "chinchilla (default; additive, with a floor) or kaplan (its terms interact, no floor)",
     )
     p.add_argument(
         "--envelope",

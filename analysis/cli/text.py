@@ -82,7 +82,8 @@ def format_frontier(frontier: Any, max_rows: int = 12) -> str:
     rows past the data (approach 3) say how far, and an unidentified fit is marked."""
     import numpy as np
 
-    name = {1: "envelope of the learning curves", 2: "IsoFLOP parabolas", 3: "chinchilla fit"}
+    law = getattr(frontier, "law", None) or "chinchilla"
+    name = {1: "envelope of the learning curves", 2: "IsoFLOP parabolas", 3: f"{law} fit"}
     lines = [f"approach {frontier.approach} ({name[frontier.approach]}): N_opt ∝ C^a"]
     interval = frontier.interval
     a = f"  a = {_num(frontier.a)}"
@@ -143,7 +144,8 @@ def _frontier_method(frontier: Any) -> str:
     resampled = getattr(frontier, "resampled", None)
     if resampled:
         return (
-            f"interval: bootstrap of the chinchilla fit, resampling {frontier.n_groups} {resampled}"
+            f"interval: bootstrap of the {getattr(frontier, 'law', None) or 'chinchilla'} fit, "
+            f"resampling {frontier.n_groups} {resampled}"
         )
     return ""
 
