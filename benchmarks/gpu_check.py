@@ -58,7 +58,7 @@ class Steps:
 
     def __init__(self, out: Path, budget: float):
         self.out, self.deadline, self.results = out, time.monotonic() + budget, {}
-        self.log = open(out / "log.txt", "a", encoding="utf-8")  # noqa: SIM115
+        self.log = open(out / "log.txt", "a", encoding="utf-8")
 
     def say(self, text: str) -> None:
         print(text, flush=True)
