@@ -144,9 +144,7 @@ def optimal_samples(
     """
     if result.bootstrap is None or len(result.bootstrap) == 0:
         raise ValueError("no bootstrap samples: refit with bootstrap=N to get intervals")
-    from analysis.laws import get_law
-
-    law = get_law(result.law)
+    law = result.law_form
     c = np.atleast_1d(np.asarray(flops, dtype=float))[None, :]
     cols = {name: result.bootstrap[:, i, None] for i, name in enumerate(law.param_names)}
     first, second = CLOSED_FORM[result.law]

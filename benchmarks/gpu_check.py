@@ -24,7 +24,8 @@ hangs costs only itself, and the steps stop starting once ``--budget`` seconds a
 
 Writes into OUT: ``log.txt`` (every step's output), ``summary.json`` (a step each: exit
 status, seconds, and what it measured), the profiles, and ``gpu_check.tar.gz`` (the
-records without checkpoints, the figures, each step's log).
+records without checkpoints, the figures, each step's log). The runs are trained in a
+fresh temporary folder, left in place for a closer look.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,7 +152,9 @@ def main() -> None:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(out, args.budget)
-    runs = Path(os.environ.get("TMPDIR", "/tmp")) / "gpu_check_runs"
+    # a fresh folder: in one used before, the sweeps would find their records done,
+    # train nothing, and the checks would read the old records
+    runs = Path(tempfile.mkdtemp(prefix="gpu_check_runs-"))
     py = sys.executable
     mfu = [py, "benchmarks/gpu_mfu.py"]
 
