@@ -53,6 +53,9 @@ Parameter counts
 
 from __future__ import annotations
 
+import functools
+import importlib
+import logging
 import operator
 from dataclasses import asdict, dataclass
 
@@ -65,6 +68,28 @@ FAMILIES: tuple[str, ...] = ("llama", "gpt2")
 # Depth limits of the shape rule (see the module docstring).
 _MIN_LAYERS = 2
 _MAX_LAYERS = 16
+
+
+@functools.cache
+def import_model_code() -> None:
+    """Import transformers' model code, with torchao's import-time warnings silenced.
+
+    Loading any model class makes transformers import torchao when it is installed (it
+    is, for compression), and torchao then logs five warnings that say nothing about
+    the run: CUDA kernels and Triton absent from a CPU build, and an Enum registration
+    torch has deprecated. Every training, fine-tuning and compression process would
+    print them, once per worker. Importing the model code once, here, with those two
+    loggers at ERROR keeps them out; anything torchao logs later is shown as usual.
+    """
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        importlib.import_module("transformers.modeling_utils")
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -293,6 +318,7 @@ def build_model(shape: ModelShape, seed: int | None = None) -> torch.nn.Module:
         shape ``(batch, seq, vocab_size)`` and, given labels, the mean ``loss``.
     """
     config = build_config(shape)
+    import_model_code()
 
     def make() -> torch.nn.Module:
         return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")

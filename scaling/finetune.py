@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from scaling import results
 from scaling.baselines import ensure_baselines
 from scaling.data import DataSpec, load_tokenizer
+from scaling.families import import_model_code
 from scaling.hardware import autocast, pick_device, pick_dtype
 from scaling.provenance import launcher_info, versions
 from scaling.sources import SourceRun
@@ -78,10 +79,12 @@ def quiet_transformers() -> Iterator[None]:
     """Silence Hugging Face's load report and progress bars while loading weights.
 
     The report says that the LM head is unused and the classification head is new: true,
-    intended, and printed once per model otherwise.
+    intended, and printed once per model otherwise. torchao's import-time warnings are
+    kept out too (:func:`scaling.families.import_model_code`).
     """
     from transformers.utils import logging as hf_logging
 
+    import_model_code()
     level = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -226,3 +228,27 @@ def test_model_shape_validates_direct_construction():
         ModelShape(**(good | {"family": "mamba"}))
     with pytest.raises(ValueError, match="divisible"):
         ModelShape(**(good | {"n_heads": 5}))
+
+
+def test_building_a_model_prints_no_torchao_import_warnings():
+    # transformers imports torchao (installed for compression) with its model code, and
+    # torchao's import logs CUDA-kernel, Triton and deprecation warnings on a CPU build
+    pytest.importorskip("torchao")
+    code = (
+        "import logging\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from scaling.families import build_model, shape_for\n"
+        "build_model(shape_for('llama', 32, 257, 16), seed=0)\n"
+        "import torchao.quantization\n"
+        "assert logging.getLogger('torchao').level == logging.NOTSET\n"
+        "assert logging.getLogger('torch.utils._pytree').level == logging.NOTSET\n"
+        "logging.getLogger('torchao').warning('later warnings still show')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "later warnings still show" in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "later warnings" not in line]
+    noisy = [line for line in lines if "torchao" in line or "register_constant" in line]
+    assert not noisy, noisy
