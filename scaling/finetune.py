@@ -277,7 +277,7 @@ def execute(config: Mapping[str, Any], source: SourceRun, out: Path) -> dict[str
     if fcfg.get("threads"):
         torch.set_num_threads(int(fcfg["threads"]))
     device = pick_device(fcfg["device"])
-    dtype = pick_dtype(fcfg["dtype"], device)
+    dtype = pick_dtype(fcfg["dtype"], device, source.summary["d_model"])
 
     # the task, in the tokens the model was pretrained on
     context = source.summary["context"]

@@ -165,12 +165,12 @@ def _train(
     if tcfg.get("threads"):
         torch.set_num_threads(int(tcfg["threads"]))
     device = pick_device(tcfg["device"])
-    dtype = pick_dtype(tcfg["dtype"], device)
     torch.manual_seed(cfg["seed"])
 
     # data, the model's shape and the per-size rules; a data-constrained run
     # (data.unique_tokens) repeats its first tokens epoch after epoch
     spec, data, shape, counts, fpt, plan = plan_run(cfg, procs.world)
+    dtype = pick_dtype(tcfg["dtype"], device, shape.d_model)
     unique = spec.unique_tokens or len(data.train)
     peak = tcfg.get("peak_flops") or PEAK_FLOPS[(device.type, dtype)]
     n_evals = max(1, int(tcfg["n_evals"]))
