@@ -10,6 +10,23 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SCALING_LAB_CACHE", str(ROOT / ".cache"))
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist: the SLURM tests on one worker, one after another, first (the
+    largest unit of work); every other test is balanced on its own.
+
+    The SLURM tests share one node, and a preempting job of one would requeue the jobs of
+    another running meanwhile. (xdist's `--dist loadgroup` would do this with a marker,
+    but does not group them with the pytest in use.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SlurmTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "slurm" if nodeid.startswith("tests/test_slurm.py::") else nodeid
+
+    return SlurmTestsTogether(config, log)
+
+
 @pytest.fixture
 def compose():
     """Compose the project's config tree with overrides, as `scaling-train` would."""

@@ -32,6 +32,9 @@ import yaml
 
 from scaling import results
 
+# Under pytest-xdist one worker runs these one after another (conftest.py): the tests share
+# one node, and a test's preempting job in `high` would requeue the jobs of any other test
+# running meanwhile, which then would not end as that test expects.
 pytestmark = pytest.mark.slurm
 
 SLURM = ("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "train.threads=1")
@@ -506,6 +509,53 @@ def test_job_killed_outright_leaves_its_run_lost_and_a_relaunch_resumes_it(tmp_p
     assert summary["status"] == "completed"
     assert summary["launcher"]["job_id"] != launcher["job_id"]
     assert "resuming from step" in Path(summary["launcher"]["stdout"]).read_text()
+
+
+def holding_usr2(folder: Path) -> int | None:
+    """The pid of a job process started from ``folder`` that now catches USR2, if any.
+
+    Our job command (hydra_plugins/scaling_lab/job_start.py) catches it within
+    milliseconds of Python's start, submitit's own handler only once the job's pickle is
+    loaded, tenths of a second later.
+    """
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if "job_start" not in cmdline or str(folder) not in cmdline:
+                continue
+            status = (proc / "status").read_text()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+        if caught >> (signal.SIGUSR2 - 1) & 1:
+            return int(proc.name)
+    return None
+
+
+def test_usr2_in_the_first_instant_of_a_job_is_held_and_the_job_requeued(tmp_path):
+    # A preemption can come as a job starts: a USR2 before submitit's handler was in place
+    # ended the task (Python's default), and SLURM left the job FAILED, not requeued
+    sweep = tmp_path / "r" / "smoke"
+    args = ("-m", "experiment=smoke", "model.d_model=16", "train.tokens=65536")
+    proc = popen(*args, *SLURM, "results_dir=r", cwd=tmp_path)
+    try:
+        t0 = time.time()
+        while (pid := holding_usr2(sweep / ".submitit")) is None:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() - t0 < 120, "no job started"
+            time.sleep(0.005)
+        os.kill(pid, signal.SIGUSR2)  # as SLURM's preemption warning reaches the task
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    summary = results.read_summary(only_run(sweep))
+    assert summary["status"] == "completed"
+    job = summary["launcher"]["job_id"]
+    assert sacct(job) == ["REQUEUED", "COMPLETED"]
+    logs = "".join(f.read_text() for f in (sweep / ".submitit" / job).glob("*_log.*"))
+    assert "USR2 came before submitit's handler was in place: delivered now" in logs
+    assert len(signals(logs, "preempted")) == 1
 
 
 CHAOS = Path(__file__).resolve().parents[1] / "benchmarks" / "slurm_chaos.py"

@@ -18,6 +18,7 @@ the same job array, and the same requeue on preemption or time limit (its
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,11 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         # the plugin's own split of its parameters
         params = dict(self.params)
         init = {"folder": params.pop("submitit_folder")}
+        # jobs start through job_start.py, which holds a USR2 that comes before
+        # submitit's handler is in place (see there)
+        init[f"{self._EXECUTOR}_python"] = (
+            f"{shlex.quote(sys.executable)} -u -m hydra_plugins.scaling_lab.job_start"
+        )
         if "max_num_timeout" in params:
             init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
@@ -82,6 +88,17 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         return [
             self._wait(job, overrides) for job, overrides in zip(jobs, job_overrides, strict=True)
         ]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """Run one sweep point in its SLURM job (the plugin's ``__call__``).
+
+        submitit calls this with its USR2 handler in place: a USR2 held since the job
+        started is delivered to it first, so the job is requeued as at any other moment.
+        """
+        from hydra_plugins.scaling_lab import job_start
+
+        job_start.release()
+        return super().__call__(*args, **kwargs)
 
     def _wait(self, job: Any, overrides: Sequence[str]) -> JobReturn:
         """The job's result, or an empty one (reported on stderr) when the job died."""
