@@ -4,7 +4,7 @@ For several sizes of the default family (Llama shapes), measured side by side in
 process, interleaved over rounds, medians reported:
 
   (a) ours     `scaling.train.train`, exactly as `scaling-train` runs it (`train.dtype=auto`:
-               bf16 autocast where the CPU runs bf16 natively, else fp32)
+               bf16 autocast where the CPU runs bf16 natively, from d_model 128, else fp32)
   (b) plain    a nanoGPT-style model of identical shape in plain torch (SDPA attention,
                fused AdamW), trained by a ten-line loop in the same precision as (a), so
                that (a)/(b) measures the framework and not the number format
