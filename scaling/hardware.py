@@ -39,10 +39,10 @@ def cpu_has_fast_bf16() -> bool:
 # Narrower models train faster in fp32 even where a CPU multiplies bf16 natively: their
 # matmuls are too small for bf16's rate to pay for autocast's casts. Measured on a
 # 2-core Xeon with AMX (benchmarks/cpu_precision.py; training step, bf16 time / fp32
-# time): d_model 32: 2.2, 64: 1.6, 128: 1.06, 256: 0.90 with 1,024-token micro-batches;
-# 64: 1.2, 128: 0.65, 256: 0.59 with 4,096. Every CPU-sized sweep of sweeps/experiment
-# (smoke, the demos) lies below the threshold, so it computes in fp32 on every CPU, and
-# every GPU-sized one (ladder, isoflop) above it.
+# time): d_model 32: 2.1, 64: 1.7, 96: 1.4, 128: 1.09, 256: 0.81 with 1,024-token
+# micro-batches; 64: 1.3, 96: 1.04, 128: 0.72, 256: 0.62 with 4,096. Every CPU-sized
+# sweep of sweeps/experiment (smoke, the demos) lies below the threshold, so it computes
+# in fp32 on every CPU, and every GPU-sized one (ladder, isoflop) above it.
 CPU_BF16_MIN_D_MODEL = 128
 
 
