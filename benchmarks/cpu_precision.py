@@ -4,11 +4,11 @@
 `d_model` 128 up (`scaling.hardware.CPU_BF16_MIN_D_MODEL`): narrower models train faster
 in fp32 there, because their matmuls are too small for bf16's rate to pay for autocast's
 casts. This measures the step (forward, backward, fused AdamW) of the default family's
-model in both precisions, side by side in one process, for each width and micro-batch
-shape, with the bf16 and fp32 matmul peaks of the same run, so that the threshold can be
-checked on any CPU.
+model in both precisions, side by side in one process (their steps alternated), for
+each width and micro-batch shape, with the bf16 and fp32 matmul peaks of the same run,
+so that the threshold can be checked on any CPU.
 
-    .venv/bin/python benchmarks/cpu_precision.py            # ~2 min on 2 cores
+    .venv/bin/python benchmarks/cpu_precision.py            # ~80 s on 2 cores
     .venv/bin/python benchmarks/cpu_precision.py --quick    # two widths, one shape
 
 Ends with one JSON line: the native-bf16 flag, the peaks, and for each (shape, d_model)
@@ -23,6 +23,7 @@ import statistics
 import time
 
 import torch
+from train_throughput import measure_peak  # beside this file
 
 from scaling.families import build_model, shape_for
 from scaling.hardware import CPU_BF16_MIN_D_MODEL, autocast, cpu_has_fast_bf16
@@ -31,47 +32,40 @@ VOCAB = 257  # the byte-level vocabulary of the embedded corpus
 CPU = torch.device("cpu")
 
 
-def peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """FLOP/s of an n³ matmul in ``dtype``, the median of ``reps``."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times)
-
-
-def step_time(d_model: int, rows: int, context: int, dtype: str, steps: int) -> float:
-    """Median seconds of a training step on ``rows`` sequences of ``context`` tokens."""
-    model = build_model(shape_for("llama", d_model, VOCAB, context), seed=0)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+def step_times(d_model: int, rows: int, context: int, steps: int) -> dict[str, float]:
+    """Median seconds of a training step on ``rows`` sequences of ``context`` tokens, in
+    fp32 and in bf16 autocast: one model per precision, their steps alternated, so that
+    both see the same state of the machine."""
     x = torch.randint(0, VOCAB, (rows, context), generator=torch.Generator().manual_seed(0))
-    times = []
+    runs = {}
+    for dtype in ("fp32", "bf16"):
+        model = build_model(shape_for("llama", d_model, VOCAB, context), seed=0)
+        runs[dtype] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True))
+    times: dict[str, list[float]] = {dtype: [] for dtype in runs}
     for i in range(steps + 2):  # the first two warm the allocator and oneDNN's kernels
-        t = time.perf_counter()
-        with autocast(CPU, dtype):
-            loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for dtype, (model, opt) in runs.items():
+            t = time.perf_counter()
+            with autocast(CPU, dtype):
+                loss = model(input_ids=x, labels=x).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if i >= 2:
+                times[dtype].append(time.perf_counter() - t)
+    return {dtype: statistics.median(ts) for dtype, ts in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="d_model 64 and 128, one shape")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per setting")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per setting")
     args = parser.parse_args()
     widths = [64, 128] if args.quick else [32, 64, 96, 128, 192, 256]
     # (sequences, context): the demo's micro-batch, and train_throughput.py's
     shapes = [(8, 128)] if args.quick else [(8, 128), (16, 256)]
 
     native = cpu_has_fast_bf16()
-    peaks = {"fp32": peak(torch.float32), "bf16": peak(torch.bfloat16)}
+    peaks = {"fp32": measure_peak(torch.float32), "bf16": measure_peak(torch.bfloat16)}
     print(
         f"native bf16: {native}; matmul peaks fp32 {peaks['fp32'] / 1e9:.0f}, "
         f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; threads {torch.get_num_threads()}; "
@@ -81,8 +75,7 @@ def main() -> None:
     rows = []
     for seqs, context in shapes:
         for d in widths:
-            # the two precisions one right after the other, on the same machine state
-            t = {dt: step_time(d, seqs, context, dt, args.steps) for dt in ("fp32", "bf16")}
+            t = step_times(d, seqs, context, args.steps)
             ratio = t["bf16"] / t["fp32"]
             rows.append(
                 {"tokens": seqs * context, "d_model": d, "fp32_s": t["fp32"],

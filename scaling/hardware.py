@@ -39,8 +39,8 @@ def cpu_has_fast_bf16() -> bool:
 # Narrower models train faster in fp32 even where a CPU multiplies bf16 natively: their
 # matmuls are too small for bf16's rate to pay for autocast's casts. Measured on a
 # 2-core Xeon with AMX (benchmarks/cpu_precision.py; training step, bf16 time / fp32
-# time): d_model 32: 2.1, 64: 1.7, 96: 1.4, 128: 1.09, 256: 0.81 with 1,024-token
-# micro-batches; 64: 1.3, 96: 1.04, 128: 0.72, 256: 0.62 with 4,096. Every CPU-sized
+# time): d_model 32: 2.0, 64: 1.5, 96: 1.5, 128: 1.04, 256: 0.71 with 1,024-token
+# micro-batches; 64: 1.16, 96: 0.98, 128: 0.71, 256: 0.61 with 4,096. Every CPU-sized
 # sweep of sweeps/experiment (smoke, the demos) lies below the threshold, so it computes
 # in fp32 on every CPU, and every GPU-sized one (ladder, isoflop) above it.
 CPU_BF16_MIN_D_MODEL = 128
